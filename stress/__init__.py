@@ -1,0 +1,42 @@
+"""torch-stress: property-based numerical stress testing for PyTorch.
+
+    import stress
+    from stress import st
+
+    report = stress.fuzz(my_loss, x=st.logits(("B", "C")), y=st.targets(("B",), num_classes="C"))
+    assert report.ok, report.findings[0]
+"""
+
+from . import strategies as st
+from .errors import InvalidArgument as InvalidArgument
+from .errors import ReportError as ReportError
+from .errors import StressError as StressError
+from .modes import DEFAULT_TOLERANCES as DEFAULT_TOLERANCES
+from .modes import Mode as Mode
+from .report import Finding as Finding
+from .report import Report as Report
+from .report import load_report as load_report
+from .runner import PROFILES as PROFILES
+from .runner import fuzz as fuzz
+from .runner import run as run
+from .targets import Target as Target
+from .targets import target as target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_TOLERANCES",
+    "PROFILES",
+    "Finding",
+    "InvalidArgument",
+    "Mode",
+    "Report",
+    "ReportError",
+    "StressError",
+    "Target",
+    "fuzz",
+    "load_report",
+    "run",
+    "st",
+    "target",
+]

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 
-from .checks import CHECKS, Evaluation, Violation, measure
+from .checks import CHECKS, Evaluation, Violation, measure, normwise_error
 from .errors import InvalidArgument, check_choice
 from .modes import MODE_NAMES, Mode, resolve_modes
 from .report.model import (
@@ -155,13 +155,28 @@ class _Executor:
     def evaluate(self, values: dict[str, Any]) -> Evaluation:
         module = copy.deepcopy(self.module) if self.module is not None else None
         ref_module = copy.deepcopy(module).to("cpu", torch.float64) if module is not None else None
+        perturbed_module = copy.deepcopy(ref_module)
         outputs, grads = self._call(module, values, self.mode.device, reference=False)
+        ev = Evaluation(self.mode, outputs, grads, None, None)
+        ref_values = {k: v.to("cpu", torch.float64) if _is_float_tensor(v) else v for k, v in values.items()}
         try:
-            ref_values = {k: v.to("cpu", torch.float64) if _is_float_tensor(v) else v for k, v in values.items()}
-            ref_outputs, ref_grads = self._call(ref_module, ref_values, "cpu", reference=True)
+            ev.ref_outputs, ev.ref_grads = self._call(ref_module, ref_values, "cpu", reference=True)
         except Exception:  # noqa: BLE001 - a reference that cannot run disables only the error checks
-            ref_outputs = ref_grads = None
-        return Evaluation(self.mode, outputs, grads, ref_outputs, ref_grads)
+            return ev
+        try:
+            eps = self.mode.facts.eps
+            p_values = {k: _perturb(v, eps) for k, v in ref_values.items()}
+            if perturbed_module is not None:
+                with torch.no_grad():
+                    for p in perturbed_module.parameters():
+                        p.copy_(_perturb(p, eps))
+            p_outputs, p_grads = self._call(perturbed_module, p_values, "cpu", reference=True)
+        except Exception:  # noqa: BLE001 - singular next to this input: no conditioning allowance
+            return ev
+        floor = self.target.error_floor
+        ev.sensitivity = {k: normwise_error(p_outputs[k], r, floor)[0] for k, r in ev.ref_outputs.items() if k in p_outputs}
+        ev.sensitivity.update({k: normwise_error(p_grads[k], r, floor)[0] for k, r in ev.ref_grads.items() if k in p_grads})
+        return ev
 
     def _call(
         self, module: torch.nn.Module | None, values: dict[str, Any], device: str, *, reference: bool
@@ -193,6 +208,16 @@ class _Executor:
             )
             grads = {k: g for k, g in zip(leaves, gs, strict=True) if g is not None}
         return {k: o.detach() for k, o in outputs.items()}, grads
+
+
+def _perturb(v: Any, eps: float) -> Any:
+    """Move every float by a relative amount up to ``eps``, deterministically."""
+    if _is_float_tensor(v):
+        g = torch.Generator().manual_seed(v.numel())
+        return v * (1 + eps * (2 * torch.rand(v.shape, generator=g, dtype=v.dtype) - 1))
+    if isinstance(v, float):
+        return v * (1 + eps / 2)
+    return v
 
 
 def _is_float_tensor(v: Any) -> bool:

@@ -36,8 +36,10 @@ __all__ = [
     "Recipe",
     "activations",
     "embeddings",
+    "from_name",
     "logits",
     "masks",
+    "parse",
     "probabilities",
     "scalars",
     "targets",
@@ -568,3 +570,50 @@ def resolve_dims(
             raise InvalidArgument(f"dims[{n!r}]={rng!r}: must be an int or a (min, max) pair of ints, 0 <= min <= max")
         ranges[n] = rng
     return ranges
+
+
+# -------------------------------------------------------------- inference from names
+
+_BY_NAME: tuple[tuple[str, Callable[[], ArgumentStrategy]], ...] = (
+    (r"logits?|scores?|preds?|predictions?|outputs?", lambda: logits(("B", "C"))),
+    (r"targets?|labels?|classes|y_true", lambda: targets(("B",), num_classes="C")),
+    (r"masks?|attn_mask|attention_mask|padding_mask", lambda: masks(("B", "C"))),
+    (r"probs?|probabilities|p|q|dist|distribution", lambda: probabilities(("B", "C"))),
+    (r"temps?|temperature|tau|gamma|sigma|beta", lambda: temperatures(0.01, 1.0)),
+    (r"eps|epsilon", lambda: scalars(1e-12, 1e-3, log=True)),
+    (r"x|y|z|a|b|u|v|emb\w*|feat\w*|anchor|positive|negative|query|key|value|q_\w+|k_\w+|queries|keys|values", lambda: embeddings(("B", "D"))),
+    (r"inputs?|hidden\w*|act\w*|h|features", lambda: activations(("B", "D"))),
+)
+
+
+def from_name(name: str) -> ArgumentStrategy:
+    """Guess a strategy from a parameter's name (``logits``, ``targets``, ``temp``, ``x`` ...).
+
+    Used by ``stress fuzz`` when no strategy is given; shapes share the names ``B``, ``C``, ``D``.
+    """
+    for pattern, build in _BY_NAME:
+        if re.fullmatch(pattern, name, flags=re.IGNORECASE):
+            return build()
+    known = "logits, targets, mask, probs, temp, eps, x/y/emb*, input/hidden*"
+    raise InvalidArgument(
+        f"cannot infer a strategy for parameter {name!r}; give one with --arg {name}='tensors((\"B\", \"D\"))'. "
+        f"Names understood: {known}"
+    )
+
+
+def parse(expression: str) -> ArgumentStrategy:
+    """Evaluate a strategy expression such as ``embeddings(("B", "D"), max_value=10)``.
+
+    Only this module's public builders and literals are in scope.
+    """
+    scope: dict[str, Any] = {n: globals()[n] for n in __all__ if n[0].islower()}
+    try:
+        value = eval(expression, {"__builtins__": {}}, scope)  # noqa: S307 - builtins removed, builders only
+    except InvalidArgument:
+        raise
+    except Exception as e:  # noqa: BLE001 - any mistake in the expression is a usage error
+        builders = ", ".join(n for n in __all__ if n[0].islower())
+        raise InvalidArgument(f"cannot parse strategy {expression!r} ({type(e).__name__}: {e}); builders are {builders}") from None
+    if not isinstance(value, ArgumentStrategy):
+        raise InvalidArgument(f"strategy {expression!r} gave {value!r}, not a strategy")
+    return value

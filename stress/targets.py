@@ -86,7 +86,7 @@ def _normalize_expect(expect: str | Mapping[str, str] | None) -> dict[str, str]:
     return dict(expect)
 
 
-def _parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+def parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     call = fn.forward if isinstance(fn, torch.nn.Module) else fn
     try:
         return dict(inspect.signature(call).parameters)
@@ -113,7 +113,7 @@ def make_target(
     if not callable(fn):
         raise InvalidArgument(f"target: expected a function or nn.Module, got {fn!r}")
     label = name or getattr(fn, "__qualname__", None) or type(fn).__name__
-    params = _parameters(fn)
+    params = parameters(fn)
     varkw = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in strategies if params and not varkw and k not in params]
     if unknown:

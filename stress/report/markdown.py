@@ -6,7 +6,7 @@ from .model import Report
 
 __all__ = ["to_markdown"]
 
-_ICONS = {
+STATUS_LABELS = {
     "passed": "✅ pass",
     "failed": "❌ FAIL",
     "xfailed": "⚠️ xfail",
@@ -33,11 +33,12 @@ def to_markdown(report: Report) -> str:
         "|---|" + "---|" * len(modes),
     ]
     for t in targets:
-        cells = [_ICONS.get(status.get((t, m), ""), "") for m in modes]
+        cells = [STATUS_LABELS.get(status.get((t, m), ""), "") for m in modes]
         lines.append(f"| `{t}` | " + " | ".join(cells) + " |")
     if report.findings:
         lines += ["", "## Findings", ""]
-        for f in sorted(report.findings, key=lambda f: (f.expected, f.target, f.mode)):
+        order = {(t, m): i for i, (t, m) in enumerate(status)}
+        for f in sorted(report.findings, key=lambda f: (f.expected, order.get((f.target, f.mode), 0))):
             tag = "expected" if f.expected else "**unexpected**"
             args = ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
             lines += [

@@ -1,0 +1,181 @@
+"""The ``stress`` command: ``run`` suites, ``fuzz`` one function.
+
+Exit codes: 0 every expectation met, 1 a check failed (or an expected failure was not found),
+2 usage or input error, 130 interrupted (a partial report is still written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import StressError
+from .modes import DEVICES, MODE_NAMES
+from .report.markdown import STATUS_LABELS
+from .report.model import Finding, Report, Result
+from .runner import PROFILES, default_profile, run
+from .strategies import from_name, parse
+from .targets import Target, make_target, parameters
+
+__all__ = ["RUN_OPTIONS", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _modes(text: str) -> list[str]:
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    for m in names:
+        if m.partition("@")[0] not in MODE_NAMES:
+            raise argparse.ArgumentTypeError(f"unknown mode {m!r}; accepted modes are {', '.join(MODE_NAMES)}")
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one mode")
+    return names
+
+
+# Shared by the CLI and (later) the pytest plugin: (flags, argparse keyword arguments).
+RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--modes",), dict(type=_modes, default=list(MODE_NAMES), help=f"comma-separated precision modes. Default: {','.join(MODE_NAMES)}")),
+    (("--device",), dict(choices=DEVICES, default="cpu", help="device to run on; auto picks cuda when present. Default: %(default)s")),
+    (("--profile",), dict(choices=tuple(PROFILES), default=None, help="Hypothesis settings profile. Default: ci when $CI is set, else dev")),
+    (("--max-examples",), dict(type=_positive_int, default=None, help="examples per target and mode (overrides the profile)")),
+    (("--seed",), dict(type=int, default=None, help="seed for a reproducible search")),
+    (("--report-dir",), dict(default="reports", help="where reports/<run-id>/ is written. Default: %(default)s")),
+    (("--no-progress",), dict(action="store_true", help="no progress bar")),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stress", description="Property-based numerical stress testing for PyTorch.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p_run = sub.add_parser("run", help="run every target found in suites (files, folders or modules)")
+    p_run.add_argument("paths", nargs="*", default=["suites"], help="files, folders or modules. Default: suites")
+    p_run.add_argument("-k", dest="keyword", default=None, help="only targets whose name contains this text")
+    p_fuzz = sub.add_parser("fuzz", help="fuzz one function: stress fuzz module:function")
+    p_fuzz.add_argument("function", help="module:function or path/to/file.py:function")
+    p_fuzz.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=STRATEGY",
+        help="strategy for a parameter, e.g. x='embeddings((\"B\", \"D\"))'; others are inferred from their names",
+    )
+    for p in (p_run, p_fuzz):
+        for flags, kwargs in RUN_OPTIONS:
+            p.add_argument(*flags, **kwargs)
+    return parser
+
+
+def _fuzz_target(function: str, args: list[str]) -> Target:
+    from .discovery import load_object
+
+    fn = load_object(function)
+    if isinstance(fn, Target):
+        return fn
+    given = {}
+    for item in args:
+        name, sep, expr = item.partition("=")
+        if not sep or not name.strip():
+            raise StressError(f"--arg {item!r}: expected NAME=STRATEGY, e.g. x='logits((\"B\", \"C\"))'")
+        given[name.strip()] = parse(expr)
+    params = parameters(fn)
+    for name, p in params.items():
+        if name not in given and p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            given[name] = from_name(name)
+    return make_target(fn, given, name=function)
+
+
+def _progress(console: Console, total: int, enabled: bool) -> tuple[Progress, Callable[[Result, list[Finding]], None]]:
+    progress = Progress(
+        TextColumn("[bold]stress[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+        transient=True,
+    )
+    task = progress.add_task("", total=total)
+
+    def advance(result: Result, findings: list[Finding]) -> None:
+        progress.update(task, advance=1, description=f"{result.target} [{result.mode}] {result.status}")
+
+    return progress, advance
+
+
+def _summary(report: Report, console: Console) -> None:
+    modes = list(dict.fromkeys(r.mode for r in report.results))
+    table = Table(title="torch-stress summary", show_lines=False)
+    table.add_column("target", overflow="fold")
+    for m in modes:
+        table.add_column(m, justify="center")
+    status = {(r.target, r.mode): r.status for r in report.results}
+    for t in dict.fromkeys(r.target for r in report.results):
+        table.add_row(t, *(STATUS_LABELS.get(status.get((t, m), ""), "") for m in modes))
+    console.print(table)
+    for f in report.unexpected:
+        console.print(str(f), markup=False, highlight=False)
+        console.print()
+    for r in report.results:
+        if r.status == "xpassed":
+            console.print(f"{r.target} [{r.mode}]: {r.reason}", markup=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False, highlight=False, soft_wrap=True)
+    err = Console(stderr=True)
+    try:
+        if args.command == "run":
+            from .discovery import collect_targets
+
+            targets = collect_targets(args.paths)
+            if args.keyword:
+                targets = [t for t in targets if args.keyword in t.name]
+            if not targets:
+                err.print(f"stress run: no targets found in {' '.join(args.paths)}" + (f" matching -k {args.keyword!r}" if args.keyword else ""))
+                return EXIT_USAGE
+        else:
+            targets = [_fuzz_target(args.function, args.arg)]
+        progress, advance = _progress(err, len(targets) * len(args.modes), not args.no_progress and err.is_terminal)
+        with progress:
+            report = run(
+                targets,
+                modes=args.modes,
+                device=args.device,
+                profile=args.profile or default_profile(),
+                max_examples=args.max_examples,
+                seed=args.seed,
+                report_dir=args.report_dir,
+                on_result=advance,
+            )
+    except KeyboardInterrupt:
+        err.print(f"interrupted: the partial report is in {args.report_dir}/")
+        return EXIT_INTERRUPTED
+    except StressError as e:
+        err.print(f"stress {args.command}: {e}", markup=False, highlight=False)
+        return EXIT_USAGE
+    _summary(report, console)
+    path = report.settings.get("report_path")
+    console.print(f"{report}\nreport: {path}", markup=False)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

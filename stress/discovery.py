@@ -1,0 +1,86 @@
+"""Finding targets: ``.py`` files, folders of them, and ``module:function`` references."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import InvalidArgument
+from .targets import Target
+
+__all__ = ["collect_targets", "load_object"]
+
+
+def _import_file(path: Path) -> ModuleType:
+    name = f"stress_suite_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidArgument(f"cannot import {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    folder = str(path.parent.resolve())
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # lets a suite import helpers that sit beside it
+    spec.loader.exec_module(module)
+    return module
+
+
+def _targets_in(module: ModuleType, prefix: str) -> list[Target]:
+    found = []
+    for attr, value in vars(module).items():
+        if isinstance(value, Target):
+            if value.name == getattr(value.fn, "__qualname__", None):
+                value.name = f"{prefix}.{attr}"
+            found.append(value)
+    return found
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.py") if not p.name.startswith("_"))
+    return [path]
+
+
+def collect_targets(paths: Iterable[str]) -> list[Target]:
+    """Every Target defined at module level in the given files, folders or module names."""
+    targets: list[Target] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.exists():
+            for f in _files(p):
+                targets += _targets_in(_import_file(f), f.stem)
+        elif p.suffix == ".py" or "/" in raw:
+            raise InvalidArgument(f"no such file or directory {raw!r}; give .py files, folders of them, or module names")
+        else:
+            targets += _targets_in(_import_module(raw), raw.rsplit(".", 1)[-1])
+    return targets
+
+
+def _import_module(name: str) -> ModuleType:
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        raise InvalidArgument(f"cannot import module {name!r}: {e}") from None
+
+
+def load_object(ref: str) -> Any:
+    """Resolve ``module:function`` or ``path/to/file.py:function``."""
+    module_ref, sep, attr = ref.rpartition(":")
+    if not sep or not module_ref or not attr:
+        raise InvalidArgument(f"expected 'module:function' or 'file.py:function', got {ref!r}")
+    module = _import_file(Path(module_ref)) if module_ref.endswith(".py") else _import_module(module_ref)
+    try:
+        obj = module
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        raise InvalidArgument(f"module {module_ref!r} has no attribute {attr!r}; callables there: {public}") from None
+    return obj

@@ -94,6 +94,8 @@ def _fuzz_target(function: str, args: list[str]) -> Target:
             raise StressError(f"--arg {item!r}: expected NAME=STRATEGY, e.g. x='logits((\"B\", \"C\"))'")
         given[name.strip()] = parse(expr)
     params = parameters(fn)
+    if not params and not given:
+        raise StressError(f"cannot read the parameters of {function!r}; give each one with --arg NAME=STRATEGY")
     for name, p in params.items():
         if name not in given and p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
             given[name] = from_name(name)

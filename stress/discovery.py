@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import InvalidArgument
-from .targets import Target
+from .targets import Target, default_name
 
 __all__ = ["collect_targets", "load_object"]
 
@@ -34,7 +34,7 @@ def _targets_in(module: ModuleType, prefix: str) -> list[Target]:
     found = []
     for attr, value in vars(module).items():
         if isinstance(value, Target):
-            if value.name == getattr(value.fn, "__qualname__", None):
+            if value.name == default_name(value.fn):
                 value.name = f"{prefix}.{attr}"
             found.append(value)
     return found

@@ -203,18 +203,33 @@ class _Executor:
         diff = [o for o in outputs.values() if o.requires_grad]
         grads: dict[str, torch.Tensor] = {}
         if diff and leaves:
-            gs = torch.autograd.grad(
-                diff, list(leaves.values()), grad_outputs=[torch.ones_like(o) for o in diff], allow_unused=True
-            )
+            gs = torch.autograd.grad(diff, list(leaves.values()), grad_outputs=[_cotangent(o) for o in diff], allow_unused=True)
             grads = {k: g for k, g in zip(leaves, gs, strict=True) if g is not None}
         return {k: o.detach() for k, o in outputs.items()}, grads
 
 
+_COTANGENT_VALUES = torch.tensor([-1.0, -0.5, 0.5, 1.0])
+
+
+def _cotangent(out: torch.Tensor) -> torch.Tensor:
+    """The vector a gradient is taken against: 1 for a scalar loss, else fixed ±0.5/±1 entries.
+
+    Sign-mixed entries, exact in every dtype, keep invariances such as ``sum(layer_norm(x)) ==
+    const`` from making the gradient identically zero (which would turn noise into error).
+    """
+    if out.numel() == 1:
+        return torch.ones_like(out)
+    g = torch.Generator().manual_seed(out.numel())
+    idx = torch.randint(len(_COTANGENT_VALUES), out.shape, generator=g)
+    return _COTANGENT_VALUES[idx].to(out.device, out.dtype)
+
+
 def _perturb(v: Any, eps: float) -> Any:
-    """Move every float by a relative amount up to ``eps``, deterministically."""
+    """Move every float by a relative ``±eps`` (fixed random signs): a one-ulp-sized input change."""
     if _is_float_tensor(v):
         g = torch.Generator().manual_seed(v.numel())
-        return v * (1 + eps * (2 * torch.rand(v.shape, generator=g, dtype=v.dtype) - 1))
+        signs = torch.randint(2, v.shape, generator=g).to(v.dtype).mul_(2).sub_(1)
+        return v * (1 + eps * signs)
     if isinstance(v, float):
         return v * (1 + eps / 2)
     return v

@@ -86,6 +86,12 @@ def _normalize_expect(expect: str | Mapping[str, str] | None) -> dict[str, str]:
     return dict(expect)
 
 
+def default_name(fn: Callable[..., Any]) -> str:
+    """``Class.method`` or ``function``, without the ``<locals>`` of functions defined in functions."""
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
+    return qualname.rsplit("<locals>.", 1)[-1]
+
+
 def parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     call = fn.forward if isinstance(fn, torch.nn.Module) else fn
     try:
@@ -112,7 +118,7 @@ def make_target(
     """Validate everything once, up front, and build a :class:`Target`."""
     if not callable(fn):
         raise InvalidArgument(f"target: expected a function or nn.Module, got {fn!r}")
-    label = name or getattr(fn, "__qualname__", None) or type(fn).__name__
+    label = name or default_name(fn)
     params = parameters(fn)
     varkw = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in strategies if params and not varkw and k not in params]

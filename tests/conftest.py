@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def suites_dir() -> Path:
+    return ROOT / "suites"
+
+
+@pytest.fixture(autouse=True)
+def _example_database_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dev profile saves failing examples; keep them out of the working tree."""
+    monkeypatch.setenv("STRESS_EXAMPLE_DB", str(tmp_path / "examples"))

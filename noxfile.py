@@ -48,4 +48,13 @@ def stress(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks: example generation cost and harness overhead (pytest-benchmark)."""
     install(session, "test")
-    session.run("python", "-m", "pytest", "benchmarks", "--benchmark-only", "-p", "no:cacheprovider", *session.posargs)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "benchmarks",
+        "--benchmark-only",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )

@@ -26,7 +26,11 @@ FP16 = Mode("fp16")
 
 def generate(shape: tuple[int, int], n: int) -> list[dict[str, Any]]:
     drawn: list[dict[str, Any]] = []
-    strategy = examples({"x": st.embeddings(("B", "D"))}, FP16, dims={"B": (shape[0], shape[0]), "D": (shape[1], shape[1])})
+    strategy = examples(
+        {"x": st.embeddings(("B", "D"))},
+        FP16,
+        dims={"B": (shape[0], shape[0]), "D": (shape[1], shape[1])},
+    )
 
     @settings(max_examples=n, database=None, deadline=None, phases=["generate"])
     @given(strategy)
@@ -48,7 +52,10 @@ def test_generation_cost_per_example(benchmark, shape: tuple[int, int]) -> None:
 
 def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with torch.autocast(x.device.type, enabled=False):
-        logits = torch.nn.functional.normalize(x.float(), dim=-1, eps=1e-3) @ torch.nn.functional.normalize(y.float(), dim=-1, eps=1e-3).T
+        logits = (
+            torch.nn.functional.normalize(x.float(), dim=-1, eps=1e-3)
+            @ torch.nn.functional.normalize(y.float(), dim=-1, eps=1e-3).T
+        )
         return torch.nn.functional.cross_entropy(logits / 0.07, torch.arange(len(x)))
 
 
@@ -83,5 +90,9 @@ def test_fuzz_overhead_vs_direct_evaluation(benchmark, shape: tuple[int, int]) -
         executor._call(None, {k: t.double() for k, t in v.items()}, "cpu", reference=True)
     direct_s = (time.perf_counter() - start) * n / len(values)
     ratio = fuzz_s / direct_s
-    benchmark.extra_info.update(examples=n, fuzz_s=round(fuzz_s, 3), direct_s=round(direct_s, 3), ratio=round(ratio, 2))
-    print(f"\n{shape}: fuzz {fuzz_s:.3f} s vs direct {direct_s:.3f} s for {n} examples: ratio {ratio:.2f}")
+    benchmark.extra_info.update(
+        examples=n, fuzz_s=round(fuzz_s, 3), direct_s=round(direct_s, 3), ratio=round(ratio, 2)
+    )
+    print(
+        f"\n{shape}: fuzz {fuzz_s:.3f} s vs direct {direct_s:.3f} s for {n} examples: ratio {ratio:.2f}"
+    )

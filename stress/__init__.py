@@ -1,10 +1,10 @@
 """torch-stress: property-based numerical stress testing for PyTorch.
 
-    import stress
-    from stress import st
+import stress
+from stress import st
 
-    report = stress.fuzz(my_loss, x=st.logits(("B", "C")), y=st.targets(("B",), num_classes="C"))
-    assert report.ok, report.findings[0]
+report = stress.fuzz(my_loss, x=st.logits(("B", "C")), y=st.targets(("B",), num_classes="C"))
+assert report.ok, report.findings[0]
 """
 
 from . import strategies as st

@@ -87,7 +87,9 @@ def _max_abs(t: torch.Tensor) -> float:
     return float(t.abs().max()) if t.numel() else math.nan
 
 
-def normwise_error(out: torch.Tensor, ref: torch.Tensor, floor: float) -> tuple[float, torch.Tensor]:
+def normwise_error(
+    out: torch.Tensor, ref: torch.Tensor, floor: float
+) -> tuple[float, torch.Tensor]:
     """``max|out - ref| / max(max|ref|, floor)`` over finite pairs, and the element-wise difference."""
     o, r = _as_f64(out), _as_f64(ref)
     if o.shape != r.shape:
@@ -106,7 +108,10 @@ def measure(ev: Evaluation, floor: float = DEFAULT_ERROR_FLOOR) -> dict[str, flo
         "grad_norm": _grad_norm(ev.grads),
     }
     if ev.ref_outputs is not None:
-        err = max((normwise_error(t, ev.ref_outputs[k], floor)[0] for k, t in ev.outputs.items()), default=0.0)
+        err = max(
+            (normwise_error(t, ev.ref_outputs[k], floor)[0] for k, t in ev.outputs.items()),
+            default=0.0,
+        )
         figures["error"] = err
         figures["error_eps"] = err / eps
     if ev.ref_grads is not None and ev.grads:
@@ -154,7 +159,9 @@ def _nonfinite_message(
         r = float(_as_f64(ref).reshape(-1)[flat])
         limit = mode.facts.max
         if not math.isfinite(r):
-            msg += f". The float64 reference is {r} there too: the formula breaks down even in float64"
+            msg += (
+                f". The float64 reference is {r} there too: the formula breaks down even in float64"
+            )
         elif abs(r) > limit:
             msg += (
                 f". Representability limit: the float64 value {_fmt(r)} exceeds {mode.facts.dtype}'s "
@@ -204,7 +211,11 @@ class OutputBound(Check):
         for key, t in ev.outputs.items():
             m = _max_abs(t)
             if m > self.max_abs:
-                return Violation(self.name, f"output {key!r}: max |x| = {_fmt(m)} > bound {_fmt(self.max_abs)}", {"max_abs_output": m})
+                return Violation(
+                    self.name,
+                    f"output {key!r}: max |x| = {_fmt(m)} > bound {_fmt(self.max_abs)}",
+                    {"max_abs_output": m},
+                )
         return None
 
 
@@ -218,7 +229,9 @@ class GradientBound(Check):
     def __call__(self, ev: Evaluation) -> Violation | None:
         norm = _grad_norm(ev.grads)
         if norm > self.max_norm:
-            worst = max(ev.grads, key=lambda k: float(torch.linalg.vector_norm(_as_f64(ev.grads[k]))))
+            worst = max(
+                ev.grads, key=lambda k: float(torch.linalg.vector_norm(_as_f64(ev.grads[k])))
+            )
             return Violation(
                 self.name,
                 f"gradient norm {_fmt(norm)} > bound {_fmt(self.max_norm)} (largest part: {worst})",
@@ -251,7 +264,10 @@ class ReferenceError(Check):
             if err <= allowed:
                 continue
             if math.isinf(err):
-                return Violation(self.name, f"{label}: shape {tuple(t.shape)} differs from the float64 reference's {tuple(ref[key].shape)}")
+                return Violation(
+                    self.name,
+                    f"{label}: shape {tuple(t.shape)} differs from the float64 reference's {tuple(ref[key].shape)}",
+                )
             over = rel > tol
             flat = int(rel.reshape(-1).argmax())
             idx = _index(flat, t.shape)

@@ -42,7 +42,9 @@ def _modes(text: str) -> list[str]:
     names = [m.strip() for m in text.split(",") if m.strip()]
     for m in names:
         if m.partition("@")[0] not in MODE_NAMES:
-            raise argparse.ArgumentTypeError(f"unknown mode {m!r}; accepted modes are {', '.join(MODE_NAMES)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown mode {m!r}; accepted modes are {', '.join(MODE_NAMES)}"
+            )
     if not names:
         raise argparse.ArgumentTypeError("give at least one mode")
     return names
@@ -50,22 +52,61 @@ def _modes(text: str) -> list[str]:
 
 # Shared by the CLI and (later) the pytest plugin: (flags, argparse keyword arguments).
 RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("--modes",), dict(type=_modes, default=list(MODE_NAMES), help=f"comma-separated precision modes. Default: {','.join(MODE_NAMES)}")),
-    (("--device",), dict(choices=DEVICES, default="cpu", help="device to run on; auto picks cuda when present. Default: %(default)s")),
-    (("--profile",), dict(choices=tuple(PROFILES), default=None, help="Hypothesis settings profile. Default: ci when $CI is set, else dev")),
-    (("--max-examples",), dict(type=_positive_int, default=None, help="examples per target and mode (overrides the profile)")),
+    (
+        ("--modes",),
+        dict(
+            type=_modes,
+            default=list(MODE_NAMES),
+            help=f"comma-separated precision modes. Default: {','.join(MODE_NAMES)}",
+        ),
+    ),
+    (
+        ("--device",),
+        dict(
+            choices=DEVICES,
+            default="cpu",
+            help="device to run on; auto picks cuda when present. Default: %(default)s",
+        ),
+    ),
+    (
+        ("--profile",),
+        dict(
+            choices=tuple(PROFILES),
+            default=None,
+            help="Hypothesis settings profile. Default: ci when $CI is set, else dev",
+        ),
+    ),
+    (
+        ("--max-examples",),
+        dict(
+            type=_positive_int,
+            default=None,
+            help="examples per target and mode (overrides the profile)",
+        ),
+    ),
     (("--seed",), dict(type=int, default=None, help="seed for a reproducible search")),
-    (("--report-dir",), dict(default="reports", help="where reports/<run-id>/ is written. Default: %(default)s")),
+    (
+        ("--report-dir",),
+        dict(default="reports", help="where reports/<run-id>/ is written. Default: %(default)s"),
+    ),
     (("--no-progress",), dict(action="store_true", help="no progress bar")),
 ]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stress", description="Property-based numerical stress testing for PyTorch.")
+    parser = argparse.ArgumentParser(
+        prog="stress", description="Property-based numerical stress testing for PyTorch."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p_run = sub.add_parser("run", help="run every target found in suites (files, folders or modules)")
-    p_run.add_argument("paths", nargs="*", default=["suites"], help="files, folders or modules. Default: suites")
-    p_run.add_argument("-k", dest="keyword", default=None, help="only targets whose name contains this text")
+    p_run = sub.add_parser(
+        "run", help="run every target found in suites (files, folders or modules)"
+    )
+    p_run.add_argument(
+        "paths", nargs="*", default=["suites"], help="files, folders or modules. Default: suites"
+    )
+    p_run.add_argument(
+        "-k", dest="keyword", default=None, help="only targets whose name contains this text"
+    )
     p_fuzz = sub.add_parser("fuzz", help="fuzz one function: stress fuzz module:function")
     p_fuzz.add_argument("function", help="module:function or path/to/file.py:function")
     p_fuzz.add_argument(
@@ -73,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=STRATEGY",
-        help="strategy for a parameter, e.g. x='embeddings((\"B\", \"D\"))'; others are inferred from their names",
+        help='strategy for a parameter, e.g. x=\'embeddings(("B", "D"))\'; others are inferred from their names',
     )
     for p in (p_run, p_fuzz):
         for flags, kwargs in RUN_OPTIONS:
@@ -91,18 +132,28 @@ def _fuzz_target(function: str, args: list[str]) -> Target:
     for item in args:
         name, sep, expr = item.partition("=")
         if not sep or not name.strip():
-            raise StressError(f"--arg {item!r}: expected NAME=STRATEGY, e.g. x='logits((\"B\", \"C\"))'")
+            raise StressError(
+                f'--arg {item!r}: expected NAME=STRATEGY, e.g. x=\'logits(("B", "C"))\''
+            )
         given[name.strip()] = parse(expr)
     params = parameters(fn)
     if not params and not given:
-        raise StressError(f"cannot read the parameters of {function!r}; give each one with --arg NAME=STRATEGY")
+        raise StressError(
+            f"cannot read the parameters of {function!r}; give each one with --arg NAME=STRATEGY"
+        )
     for name, p in params.items():
-        if name not in given and p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+        if (
+            name not in given
+            and p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ):
             given[name] = from_name(name)
     return make_target(fn, given, name=function)
 
 
-def _progress(console: Console, total: int, enabled: bool) -> tuple[Progress, Callable[[Result, list[Finding]], None]]:
+def _progress(
+    console: Console, total: int, enabled: bool
+) -> tuple[Progress, Callable[[Result, list[Finding]], None]]:
     progress = Progress(
         TextColumn("[bold]stress[/]"),
         BarColumn(),
@@ -116,7 +167,9 @@ def _progress(console: Console, total: int, enabled: bool) -> tuple[Progress, Ca
     task = progress.add_task("", total=total)
 
     def advance(result: Result, findings: list[Finding]) -> None:
-        progress.update(task, advance=1, description=f"{result.target} [{result.mode}] {result.status}")
+        progress.update(
+            task, advance=1, description=f"{result.target} [{result.mode}] {result.status}"
+        )
 
     return progress, advance
 
@@ -151,11 +204,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.keyword:
                 targets = [t for t in targets if args.keyword in t.name]
             if not targets:
-                err.print(f"stress run: no targets found in {' '.join(args.paths)}" + (f" matching -k {args.keyword!r}" if args.keyword else ""))
+                err.print(
+                    f"stress run: no targets found in {' '.join(args.paths)}"
+                    + (f" matching -k {args.keyword!r}" if args.keyword else "")
+                )
                 return EXIT_USAGE
         else:
             targets = [_fuzz_target(args.function, args.arg)]
-        progress, advance = _progress(err, len(targets) * len(args.modes), not args.no_progress and err.is_terminal)
+        progress, advance = _progress(
+            err, len(targets) * len(args.modes), not args.no_progress and err.is_terminal
+        )
         with progress:
             report = run(
                 targets,

@@ -55,7 +55,9 @@ def collect_targets(paths: Iterable[str]) -> list[Target]:
             for f in _files(p):
                 targets += _targets_in(_import_file(f), f.stem)
         elif p.suffix == ".py" or "/" in raw:
-            raise InvalidArgument(f"no such file or directory {raw!r}; give .py files, folders of them, or module names")
+            raise InvalidArgument(
+                f"no such file or directory {raw!r}; give .py files, folders of them, or module names"
+            )
         else:
             targets += _targets_in(_import_module(raw), raw.rsplit(".", 1)[-1])
     return targets
@@ -75,12 +77,16 @@ def load_object(ref: str) -> Any:
     module_ref, sep, attr = ref.rpartition(":")
     if not sep or not module_ref or not attr:
         raise InvalidArgument(f"expected 'module:function' or 'file.py:function', got {ref!r}")
-    module = _import_file(Path(module_ref)) if module_ref.endswith(".py") else _import_module(module_ref)
+    module = (
+        _import_file(Path(module_ref)) if module_ref.endswith(".py") else _import_module(module_ref)
+    )
     try:
         obj = module
         for part in attr.split("."):
             obj = getattr(obj, part)
     except AttributeError:
         public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-        raise InvalidArgument(f"module {module_ref!r} has no attribute {attr!r}; callables there: {public}") from None
+        raise InvalidArgument(
+            f"module {module_ref!r} has no attribute {attr!r}; callables there: {public}"
+        ) from None
     return obj

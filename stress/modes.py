@@ -161,9 +161,13 @@ def resolve_modes(modes: Iterable[str | Mode] | str, device: str = "cpu") -> lis
             resolved.append(m)
             continue
         if not isinstance(m, str):
-            raise InvalidArgument(f"modes must hold mode names; got {m!r} of type {type(m).__name__}")
+            raise InvalidArgument(
+                f"modes must hold mode names; got {m!r} of type {type(m).__name__}"
+            )
         name, _, on = m.partition("@")
         resolved.append(Mode(name, resolve_device(on) if on else dev))
     if not resolved:
-        raise InvalidArgument(f"modes={modes!r} is empty; accepted names are {', '.join(MODE_NAMES)}")
+        raise InvalidArgument(
+            f"modes={modes!r} is empty; accepted names are {', '.join(MODE_NAMES)}"
+        )
     return resolved

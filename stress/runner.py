@@ -14,6 +14,7 @@ import copy
 import math
 import os
 import re
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,9 @@ import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 from .checks import CHECKS, Evaluation, Violation, measure, normwise_error
 from .errors import InvalidArgument, check_choice
@@ -52,7 +56,11 @@ _COMMON: dict[str, Any] = dict(
     deadline=None,
     verbosity=Verbosity.quiet,
     print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
 )
 _DB_DIR = ".stress/examples"
@@ -76,7 +84,9 @@ def _settings(profile: str, max_examples: int | None, seed: int | None) -> setti
             raise InvalidArgument(f"max_examples={max_examples!r}: must be an int >= 1")
         opts["max_examples"] = max_examples
     if profile != "ci":
-        opts["database"] = DirectoryBasedExampleDatabase(os.environ.get("STRESS_EXAMPLE_DB", _DB_DIR))
+        opts["database"] = DirectoryBasedExampleDatabase(
+            os.environ.get("STRESS_EXAMPLE_DB", _DB_DIR)
+        )
     if seed is not None:
         opts["derandomize"] = False
     return settings(settings.get_profile(f"stress-{profile}"), **opts)
@@ -88,7 +98,9 @@ def default_profile() -> str:
 
 # ------------------------------------------------------------------------ evaluation
 
-_UNSUPPORTED = re.compile(r"not implemented for '(Half|BFloat16)'|does not support (half|bfloat16|float16)", re.I)
+_UNSUPPORTED = re.compile(
+    r"not implemented for '(Half|BFloat16)'|does not support (half|bfloat16|float16)", re.I
+)
 
 
 class _Unsupported(Exception):
@@ -98,9 +110,22 @@ class _Unsupported(Exception):
 class Failure(Exception):
     """Raised inside the search for a violated check; one subclass per check."""
 
-    def __init__(self, violation: Violation, example: Example, inputs: dict[str, Any], figures: dict[str, float], tb: str | None = None):
+    def __init__(
+        self,
+        violation: Violation,
+        example: Example,
+        inputs: dict[str, Any],
+        figures: dict[str, float],
+        tb: str | None = None,
+    ):
         super().__init__(violation.message)
-        self.violation, self.example, self.inputs, self.figures, self.tb = violation, example, inputs, figures, tb
+        self.violation, self.example, self.inputs, self.figures, self.tb = (
+            violation,
+            example,
+            inputs,
+            figures,
+            tb,
+        )
 
 
 _FAILURE_TYPES: dict[str, type[Failure]] = {}
@@ -150,7 +175,11 @@ class _Executor:
 
     def __post_init__(self) -> None:
         m = self.target.module
-        self.module = copy.deepcopy(m).to(self.mode.device, self.mode.storage_dtype) if m is not None else None
+        self.module = (
+            copy.deepcopy(m).to(self.mode.device, self.mode.storage_dtype)
+            if m is not None
+            else None
+        )
 
     def evaluate(self, values: dict[str, Any]) -> Evaluation:
         module = copy.deepcopy(self.module) if self.module is not None else None
@@ -158,10 +187,12 @@ class _Executor:
         perturbed_module = copy.deepcopy(ref_module)
         outputs, grads = self._call(module, values, self.mode.device, reference=False)
         ev = Evaluation(self.mode, outputs, grads, None, None)
-        ref_values = {k: v.to("cpu", torch.float64) if _is_float_tensor(v) else v for k, v in values.items()}
+        ref_values = {
+            k: v.to("cpu", torch.float64) if _is_float_tensor(v) else v for k, v in values.items()
+        }
         try:
             ev.ref_outputs, ev.ref_grads = self._call(ref_module, ref_values, "cpu", reference=True)
-        except Exception:  # noqa: BLE001 - a reference that cannot run disables only the error checks
+        except Exception:
             return ev
         try:
             eps = self.mode.facts.eps
@@ -171,15 +202,30 @@ class _Executor:
                     for p in perturbed_module.parameters():
                         p.copy_(_perturb(p, eps))
             p_outputs, p_grads = self._call(perturbed_module, p_values, "cpu", reference=True)
-        except Exception:  # noqa: BLE001 - singular next to this input: no conditioning allowance
+        except Exception:
             return ev
         floor = self.target.error_floor
-        ev.sensitivity = {k: normwise_error(p_outputs[k], r, floor)[0] for k, r in ev.ref_outputs.items() if k in p_outputs}
-        ev.sensitivity.update({k: normwise_error(p_grads[k], r, floor)[0] for k, r in ev.ref_grads.items() if k in p_grads})
+        ev.sensitivity = {
+            k: normwise_error(p_outputs[k], r, floor)[0]
+            for k, r in ev.ref_outputs.items()
+            if k in p_outputs
+        }
+        ev.sensitivity.update(
+            {
+                k: normwise_error(p_grads[k], r, floor)[0]
+                for k, r in ev.ref_grads.items()
+                if k in p_grads
+            }
+        )
         return ev
 
     def _call(
-        self, module: torch.nn.Module | None, values: dict[str, Any], device: str, *, reference: bool
+        self,
+        module: torch.nn.Module | None,
+        values: dict[str, Any],
+        device: str,
+        *,
+        reference: bool,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         wrt = self.target.wrt
         args: dict[str, Any] = {}
@@ -192,7 +238,9 @@ class _Executor:
                     leaves[f"grad[{k!r}]"] = v
             args[k] = v
         if module is not None and wrt is None:
-            leaves.update({f"grad[{n!r}]": p for n, p in module.named_parameters() if p.requires_grad})
+            leaves.update(
+                {f"grad[{n!r}]": p for n, p in module.named_parameters() if p.requires_grad}
+            )
         fn = module if module is not None else self.target.fn
         if reference:
             out = fn(**args)
@@ -203,7 +251,12 @@ class _Executor:
         diff = [o for o in outputs.values() if o.requires_grad]
         grads: dict[str, torch.Tensor] = {}
         if diff and leaves:
-            gs = torch.autograd.grad(diff, list(leaves.values()), grad_outputs=[_cotangent(o) for o in diff], allow_unused=True)
+            gs = torch.autograd.grad(
+                diff,
+                list(leaves.values()),
+                grad_outputs=[_cotangent(o) for o in diff],
+                allow_unused=True,
+            )
             grads = {k: g for k, g in zip(leaves, gs, strict=True) if g is not None}
         return {k: o.detach() for k, o in outputs.items()}, grads
 
@@ -285,7 +338,9 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _search(target: Target, mode: Mode, cfg: settings, seed: int | None) -> tuple[_Stats, list[Failure], str | None]:
+def _search(
+    target: Target, mode: Mode, cfg: settings, seed: int | None
+) -> tuple[_Stats, list[Failure], str | None]:
     """Run one Hypothesis search; return statistics, shrunk failures, and an unsupported-op reason."""
     executor = _Executor(target, mode)
     checks = target.checks()
@@ -294,11 +349,17 @@ def _search(target: Target, mode: Mode, cfg: settings, seed: int | None) -> tupl
 
     def test(example: Example) -> None:
         values = {k: _round(r.materialize(mode), mode) for k, r in example.recipes.items()}
-        saved = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+        saved = {
+            k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()
+        }
         try:
             ev = executor.evaluate(values)
         except Exception as e:
-            if mode.compute_dtype != torch.float32 and isinstance(e, (NotImplementedError, RuntimeError)) and _UNSUPPORTED.search(str(e)):
+            if (
+                mode.compute_dtype != torch.float32
+                and isinstance(e, (NotImplementedError, RuntimeError))
+                and _UNSUPPORTED.search(str(e))
+            ):
                 raise _Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
             tb = "".join(traceback.format_exception(e))
             v = Violation("exception", f"{type(e).__name__}: {e}")
@@ -312,9 +373,10 @@ def _search(target: Target, mode: Mode, cfg: settings, seed: int | None) -> tupl
                 raise _failure_type(violation.check)(violation, example, saved, figures)
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", f"{target.name}__{mode.label}")
-    wrapped = given(strategy)(test)
+    wrapped: Any = given(strategy)(test)
     # one example-database key per target × mode
-    wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = f"{target.name}[{mode.label}]".encode()  # type: ignore[attr-defined]
+    key = f"{target.name}[{mode.label}]".encode()
+    wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = key
     wrapped = cfg(wrapped)
     if seed is not None:
         wrapped = hypothesis.seed(seed)(wrapped)
@@ -329,7 +391,9 @@ def _search(target: Target, mode: Mode, cfg: settings, seed: int | None) -> tupl
             elif isinstance(leaf, _Unsupported):
                 unsupported = str(leaf)
             elif isinstance(leaf, Flaky):
-                v = Violation("exception", f"flaky: the failure did not reproduce on replay: {leaf}")
+                v = Violation(
+                    "exception", f"flaky: the failure did not reproduce on replay: {leaf}"
+                )
                 failures.append(_failure_type("exception")(v, Example({}, {}), {}, {}))
             else:
                 raise
@@ -337,7 +401,9 @@ def _search(target: Target, mode: Mode, cfg: settings, seed: int | None) -> tupl
     return stats, [], None
 
 
-def run_one(target: Target, mode: Mode, cfg: settings, seed: int | None) -> tuple[Result, list[Finding]]:
+def run_one(
+    target: Target, mode: Mode, cfg: settings, seed: int | None
+) -> tuple[Result, list[Finding]]:
     """One target in one mode: its result row and its findings."""
     expected = target.expected(mode.name)
     result = Result(target.name, mode.label, mode.device, PASSED, expected)
@@ -462,4 +528,12 @@ def fuzz(
         max_output=max_output,
         max_grad_norm=max_grad_norm,
     )
-    return run([t], modes=modes, device=device, profile=profile, max_examples=max_examples, seed=seed, report_dir=report_dir)
+    return run(
+        [t],
+        modes=modes,
+        device=device,
+        profile=profile,
+        max_examples=max_examples,
+        seed=seed,
+        report_dir=report_dir,
+    )

@@ -88,7 +88,11 @@ class TensorRecipe(Recipe):
     options: tuple[tuple[str, Any], ...] = ()
 
     def __repr__(self) -> str:
-        named = {str(lab): n for lab, n in zip(self.labels, self.shape, strict=True) if isinstance(lab, str)}
+        named = {
+            str(lab): n
+            for lab, n in zip(self.labels, self.shape, strict=True)
+            if isinstance(lab, str)
+        }
         positional = [] if len(named) == len(self.shape) else [repr(self.shape)]
         keywords: dict[str, Any] = dict(named)
         if self.pattern != _PATTERNS[self.kind][0]:
@@ -244,7 +248,7 @@ def _masks(r: TensorRecipe, mode: Mode, g: torch.Generator) -> torch.Tensor:
 
 def _targets(r: TensorRecipe, mode: Mode, g: torch.Generator) -> torch.Tensor:
     opts = dict(r.options)
-    c, ignore = int(opts["num_classes"]), opts.get("ignore_index")
+    c, ignore = int(opts["num_classes"]), int(opts.get("ignore_index", -100))
     p = r.pattern
     if p == "same_class":
         return torch.zeros(r.shape, dtype=torch.int64)
@@ -311,7 +315,9 @@ def _check_bounds(kind: str, min_value: float | None, max_value: float | None) -
         if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v)):
             raise InvalidArgument(f"{kind}({name}={v!r}): must be a finite number or None")
     if min_value is not None and max_value is not None and min_value > max_value:
-        raise InvalidArgument(f"{kind}: cannot have min_value={min_value!r} > max_value={max_value!r}")
+        raise InvalidArgument(
+            f"{kind}: cannot have min_value={min_value!r} > max_value={max_value!r}"
+        )
 
 
 @functools.lru_cache(maxsize=256)
@@ -326,7 +332,9 @@ def _log10_scales(dtype: torch.dtype, lo: float | None, hi: float | None) -> Sea
     anchors = [math.log10(f.sqrt_max), math.log10(f.max), math.log10(f.tiny), bottom]
     anchors = sorted({round(a, 2) for a in anchors if a <= top})
     ranged = hst.floats(min_value=bottom, max_value=top).map(lambda v: round(v, 2))
-    return hst.one_of(hst.just(0.0), hst.sampled_from(anchors), ranged) if anchors else hst.just(0.0)
+    return (
+        hst.one_of(hst.just(0.0), hst.sampled_from(anchors), ranged) if anchors else hst.just(0.0)
+    )
 
 
 _SEEDS = hst.integers(0, 2**31 - 1)
@@ -361,14 +369,19 @@ class TensorStrategy(ArgumentStrategy):
 
     def draw(self, draw: hst.DrawFn, dims: Mapping[str, int], mode: Mode) -> Recipe:
         shape = tuple(dims[d] if isinstance(d, str) else d for d in self.shape)
-        options = tuple((k, dims[v] if k == "num_classes" and isinstance(v, str) else v) for k, v in self.options)
+        options = tuple(
+            (k, dims[v] if k == "num_classes" and isinstance(v, str) else v)
+            for k, v in self.options
+        )
         scaled = self.kind in self._scaled_kinds
         return TensorRecipe(
             kind=self.kind,
             shape=shape,
             labels=self.shape,
             pattern=draw(self.patterns),
-            log10_scale=draw(_log10_scales(mode.compute_dtype, self.min_value, self.max_value)) if scaled else 0.0,
+            log10_scale=draw(_log10_scales(mode.compute_dtype, self.min_value, self.max_value))
+            if scaled
+            else 0.0,
             seed=draw(_SEEDS),
             min_value=self.min_value,
             max_value=self.max_value,
@@ -423,7 +436,8 @@ def as_argument_strategy(name: str, value: object) -> ArgumentStrategy:
     if isinstance(value, SearchStrategy):
         return WrappedStrategy(value)
     if callable(value) and getattr(value, "__module__", "") == __name__:
-        raise InvalidArgument(f"{name}={value.__name__}: call the strategy, e.g. {name}={value.__name__}(...)")
+        builder = getattr(value, "__name__", "strategy")
+        raise InvalidArgument(f"{name}={builder}: call the strategy, e.g. {name}={builder}(...)")
     return WrappedStrategy(hst.just(value))
 
 
@@ -449,7 +463,9 @@ def _tensor_builder(kind: str, doc: str) -> Callable[..., TensorStrategy]:
     return build
 
 
-tensors = _tensor_builder("tensors", "Floating tensors of any role, over the whole range of the mode's dtype.")
+tensors = _tensor_builder(
+    "tensors", "Floating tensors of any role, over the whole range of the mode's dtype."
+)
 logits = _tensor_builder(
     "logits",
     "Unnormalized scores: saturated one-hot rows, large offsets, rows masked at ``finfo.min``.",
@@ -470,11 +486,15 @@ def probabilities(
     """Distributions along ``dim``: softmax rows from flat to saturated, exact one-hot, exact zeros."""
     shp = _check_shape("probabilities", shape)
     if not isinstance(dim, int) or not -len(shp) <= dim < max(len(shp), 1):
-        raise InvalidArgument(f"probabilities(dim={dim!r}): must index a dimension of shape={shp!r}")
+        raise InvalidArgument(
+            f"probabilities(dim={dim!r}): must index a dimension of shape={shp!r}"
+        )
     _check_bounds("probabilities", min_value, max_value)
     lo, hi = min_value, max_value
     if (lo is not None and lo < 0) or (hi is not None and hi > 1):
-        raise InvalidArgument(f"probabilities: min_value={lo!r}, max_value={hi!r} must lie in [0, 1]")
+        raise InvalidArgument(
+            f"probabilities: min_value={lo!r}, max_value={hi!r} must lie in [0, 1]"
+        )
     call = _call("probabilities", shp, dim=dim if dim != -1 else None, min_value=lo, max_value=hi)
     return TensorStrategy("probabilities", shp, lo, hi, options=(("dim", dim),), call=call)
 
@@ -485,15 +505,17 @@ def masks(shape: Shape) -> TensorStrategy:
     return TensorStrategy("masks", shp, call=_call("masks", shp))
 
 
-def targets(shape: Shape, *, num_classes: int | str, ignore_index: int | None = None) -> TensorStrategy:
+def targets(
+    shape: Shape, *, num_classes: int | str, ignore_index: int | None = None
+) -> TensorStrategy:
     """Class indices in ``[0, num_classes)``; ``num_classes`` may be a dimension name shared with logits.
 
     With ``ignore_index`` set, some or all targets take that value.
     """
     shp = _check_shape("targets", shape)
-    ok = (isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 1) or (
-        isinstance(num_classes, str) and _NAME.match(num_classes)
-    )
+    ok = (
+        isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 1
+    ) or (isinstance(num_classes, str) and _NAME.match(num_classes))
     if not ok:
         raise InvalidArgument(
             f"targets(num_classes={num_classes!r}): must be an int >= 1 or a dimension name like 'C'"
@@ -582,7 +604,9 @@ def resolve_dims(
             and 0 <= rng[0] <= rng[1]
         )
         if not ok:
-            raise InvalidArgument(f"dims[{n!r}]={rng!r}: must be an int or a (min, max) pair of ints, 0 <= min <= max")
+            raise InvalidArgument(
+                f"dims[{n!r}]={rng!r}: must be an int or a (min, max) pair of ints, 0 <= min <= max"
+            )
         ranges[n] = rng
     return ranges
 
@@ -596,7 +620,10 @@ _BY_NAME: tuple[tuple[str, Callable[[], ArgumentStrategy]], ...] = (
     (r"probs?|probabilities|p|q|dist|distribution", lambda: probabilities(("B", "C"))),
     (r"temps?|temperature|tau|gamma|sigma|beta", lambda: temperatures(0.01, 1.0)),
     (r"eps|epsilon", lambda: scalars(1e-12, 1e-3, log=True)),
-    (r"x|y|z|a|b|u|v|emb\w*|feat\w*|anchor|positive|negative|query|key|value|q_\w+|k_\w+|queries|keys|values", lambda: embeddings(("B", "D"))),
+    (
+        r"x|y|z|a|b|u|v|emb\w*|feat\w*|anchor|positive|negative|query|key|value|q_\w+|k_\w+|queries|keys|values",
+        lambda: embeddings(("B", "D")),
+    ),
     (r"inputs?|hidden\w*|act\w*|h|features", lambda: activations(("B", "D"))),
 )
 
@@ -611,7 +638,7 @@ def from_name(name: str) -> ArgumentStrategy:
             return build()
     known = "logits, targets, mask, probs, temp, eps, x/y/emb*, input/hidden*"
     raise InvalidArgument(
-        f"cannot infer a strategy for parameter {name!r}; give one with --arg {name}='tensors((\"B\", \"D\"))'. "
+        f'cannot infer a strategy for parameter {name!r}; give one with --arg {name}=\'tensors(("B", "D"))\'. '
         f"Names understood: {known}"
     )
 
@@ -623,12 +650,14 @@ def parse(expression: str) -> ArgumentStrategy:
     """
     scope: dict[str, Any] = {n: globals()[n] for n in __all__ if n[0].islower()}
     try:
-        value = eval(expression, {"__builtins__": {}}, scope)  # noqa: S307 - builtins removed, builders only
+        value = eval(expression, {"__builtins__": {}}, scope)
     except InvalidArgument:
         raise
-    except Exception as e:  # noqa: BLE001 - any mistake in the expression is a usage error
+    except Exception as e:
         builders = ", ".join(n for n in __all__ if n[0].islower())
-        raise InvalidArgument(f"cannot parse strategy {expression!r} ({type(e).__name__}: {e}); builders are {builders}") from None
+        raise InvalidArgument(
+            f"cannot parse strategy {expression!r} ({type(e).__name__}: {e}); builders are {builders}"
+        ) from None
     if not isinstance(value, ArgumentStrategy):
         raise InvalidArgument(f"strategy {expression!r} gave {value!r}, not a strategy")
     return value

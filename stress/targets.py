@@ -43,7 +43,7 @@ class Target:
     gradient_error: bool = True
 
     def __post_init__(self) -> None:
-        functools.update_wrapper(self, self.fn, updated=())  # type: ignore[arg-type]
+        functools.update_wrapper(self, self.fn, updated=())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -74,13 +74,19 @@ def _normalize_expect(expect: str | Mapping[str, str] | None) -> dict[str, str]:
         return {}
     if isinstance(expect, str):
         if expect not in EXPECTATIONS:
-            raise InvalidArgument(f"expect={expect!r}: accepted values are 'pass', 'fail' or a mapping mode -> those")
+            raise InvalidArgument(
+                f"expect={expect!r}: accepted values are 'pass', 'fail' or a mapping mode -> those"
+            )
         return dict.fromkeys(MODE_NAMES, expect)
     if not isinstance(expect, Mapping):
-        raise InvalidArgument(f"expect={expect!r}: must be 'pass', 'fail' or a mapping mode -> 'pass'/'fail'")
+        raise InvalidArgument(
+            f"expect={expect!r}: must be 'pass', 'fail' or a mapping mode -> 'pass'/'fail'"
+        )
     for k, v in expect.items():
         if k not in MODE_NAMES:
-            raise InvalidArgument(f"expect names mode {k!r}; accepted modes are {', '.join(MODE_NAMES)}")
+            raise InvalidArgument(
+                f"expect names mode {k!r}; accepted modes are {', '.join(MODE_NAMES)}"
+            )
         if v not in EXPECTATIONS:
             raise InvalidArgument(f"expect[{k!r}]={v!r}: accepted values are 'pass' and 'fail'")
     return dict(expect)
@@ -129,7 +135,9 @@ def make_target(
     missing = [
         k
         for k, p in params.items()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k not in strategies
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and k not in strategies
     ]
     if missing:
         raise InvalidArgument(
@@ -141,14 +149,22 @@ def make_target(
         wrt = tuple(wrt)
         bad = [w for w in wrt if w not in arguments]
         if bad:
-            raise InvalidArgument(f"{label}: wrt={wrt!r} names {bad}, which are not arguments; arguments are {list(arguments)}")
+            raise InvalidArgument(
+                f"{label}: wrt={wrt!r} names {bad}, which are not arguments; arguments are {list(arguments)}"
+            )
     tolerances = dict(tolerances or {})
     for k, v in tolerances.items():
         if k not in MODE_NAMES:
-            raise InvalidArgument(f"tolerances names mode {k!r}; accepted modes are {', '.join(MODE_NAMES)}")
+            raise InvalidArgument(
+                f"tolerances names mode {k!r}; accepted modes are {', '.join(MODE_NAMES)}"
+            )
         if not isinstance(v, (int, float)) or not v > 0:
             raise InvalidArgument(f"tolerances[{k!r}]={v!r}: must be a positive number")
-    for arg, v in (("error_floor", error_floor), ("max_output", max_output), ("max_grad_norm", max_grad_norm)):
+    for arg, v in (  # type: ignore[assignment]
+        ("error_floor", error_floor),
+        ("max_output", max_output),
+        ("max_grad_norm", max_grad_norm),
+    ):
         if v is not None and not (isinstance(v, (int, float)) and v > 0):
             raise InvalidArgument(f"{arg}={v!r}: must be a positive number")
     return Target(

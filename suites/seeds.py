@@ -46,7 +46,10 @@ def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[None]:
 
 # --- seed 000: GTCC alignment loss, exp(-cdist / 0.1) normalised by its sum -----------------
 
-_frames = dict(x=st.embeddings(("N", "D"), min_value=-100, max_value=100), y=st.embeddings(("M", "D"), min_value=-100, max_value=100))
+_frames = dict(
+    x=st.embeddings(("N", "D"), min_value=-100, max_value=100),
+    y=st.embeddings(("M", "D"), min_value=-100, max_value=100),
+)
 
 
 @stress.target(
@@ -74,7 +77,10 @@ def gtcc_alignment_fixed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 # --- seed 002: InfoNCE at temperature 0.07 in bf16/fp16 -------------------------------------
 
-_pairs = dict(x=st.embeddings(("B", "D"), min_value=-100, max_value=100), y=st.embeddings(("B", "D"), min_value=-100, max_value=100))
+_pairs = dict(
+    x=st.embeddings(("B", "D"), min_value=-100, max_value=100),
+    y=st.embeddings(("B", "D"), min_value=-100, max_value=100),
+)
 
 
 @stress.target(
@@ -123,7 +129,10 @@ def layer_norm_fixed(x: torch.Tensor) -> torch.Tensor:
 
 # --- An un-normalised FFT L1 loss in fp16 ---------------------------------------------------
 
-_signals = dict(x=st.activations(("B", "T"), min_value=-1e3, max_value=1e3), y=st.activations(("B", "T"), min_value=-1e3, max_value=1e3))
+_signals = dict(
+    x=st.activations(("B", "T"), min_value=-1e3, max_value=1e3),
+    y=st.activations(("B", "T"), min_value=-1e3, max_value=1e3),
+)
 
 
 @stress.target(
@@ -142,4 +151,6 @@ def fft_l1_fixed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with full_precision(x):
         xr, xi = rdft(x.float(), norm="ortho")  # orthonormal: the spectrum keeps the signal's scale
         yr, yi = rdft(y.float(), norm="ortho")
-        return ((xr - yr).abs() + (xi - yi).abs()).mean()  # L1 on the complex spectrum: no sqrt at 0
+        return (
+            (xr - yr).abs() + (xi - yi).abs()
+        ).mean()  # L1 on the complex spectrum: no sqrt at 0

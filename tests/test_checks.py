@@ -42,8 +42,14 @@ def test_finite_forward_reports_count_index_and_value() -> None:
 
 
 def test_finite_forward_names_a_representability_limit() -> None:
-    v = FiniteForward()(ev(torch.tensor([math.inf], dtype=torch.float16), torch.tensor([1e5], dtype=torch.float64)))
-    assert v is not None and "Representability limit" in v.message and "65504" in v.message.replace(",", "").replace("6.55e+04", "65504")
+    v = FiniteForward()(
+        ev(torch.tensor([math.inf], dtype=torch.float16), torch.tensor([1e5], dtype=torch.float64))
+    )
+    assert (
+        v is not None
+        and "Representability limit" in v.message
+        and "65504" in v.message.replace(",", "").replace("6.55e+04", "65504")
+    )
 
 
 def test_finite_forward_says_when_float64_breaks_too() -> None:
@@ -54,7 +60,9 @@ def test_finite_forward_says_when_float64_breaks_too() -> None:
 def test_finite_gradients_names_the_gradient() -> None:
     grads = {"grad['x']": torch.tensor([[0.0, math.inf]])}
     v = FiniteGradients()(ev(torch.ones(1), grads=grads))
-    assert v is not None and v.message.startswith("grad['x'] is not finite") and "(0, 1)" in v.message
+    assert (
+        v is not None and v.message.startswith("grad['x'] is not finite") and "(0, 1)" in v.message
+    )
     assert FiniteGradients()(ev(torch.ones(1), grads={"grad['x']": torch.ones(2)})) is None
 
 
@@ -99,10 +107,18 @@ def test_reference_error_allows_what_input_rounding_explains() -> None:
 def test_gradient_error_names_the_gradient() -> None:
     g = {"grad['x']": torch.tensor([1.0, 2.0])}
     r = {"grad['x']": torch.tensor([1.0, 3.0], dtype=torch.float64)}
-    v = ReferenceError(on_gradients=True)(ev(torch.ones(1), torch.ones(1, dtype=torch.float64), g, r))
+    v = ReferenceError(on_gradients=True)(
+        ev(torch.ones(1), torch.ones(1, dtype=torch.float64), g, r)
+    )
     assert v is not None and v.check == "gradient_error" and v.message.startswith("grad['x']")
 
 
 def test_measure_reports_figures() -> None:
-    figs = measure(ev(torch.tensor([3.0, -4.0]), torch.tensor([3.0, -4.0], dtype=torch.float64), {"grad['x']": torch.tensor([3.0, 4.0])}))
+    figs = measure(
+        ev(
+            torch.tensor([3.0, -4.0]),
+            torch.tensor([3.0, -4.0], dtype=torch.float64),
+            {"grad['x']": torch.tensor([3.0, 4.0])},
+        )
+    )
     assert figs["max_abs_output"] == 4.0 and figs["grad_norm"] == 5.0 and figs["error"] == 0.0

@@ -59,12 +59,14 @@ def test_resolve_modes_parses_names_and_devices() -> None:
     ],
 )
 def test_bad_modes_name_the_argument(call, needle: str) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(InvalidArgument, match="accepted|empty|mode names") as e:
+    with pytest.raises(InvalidArgument, match=r"accepted|empty|mode names") as e:
         call()
     assert needle in str(e.value)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the reason given on a machine without CUDA")
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the reason given on a machine without CUDA"
+)
 def test_cuda_mode_is_skipped_with_a_reason_without_gpu() -> None:
     reason = Mode("fp16", "cuda").unavailable_reason()
     assert reason is not None and "CUDA is not available" in reason

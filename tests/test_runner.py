@@ -41,16 +41,28 @@ def test_fuzz_finds_the_overflow_in_a_naive_info_nce() -> None:
 
 
 def test_a_correct_function_passes_in_every_mode() -> None:
-    report = stress.fuzz(bounded, x=st.activations(("B", "D")), max_examples=40, seed=1, profile="ci")
+    report = stress.fuzz(
+        bounded, x=st.activations(("B", "D")), max_examples=40, seed=1, profile="ci"
+    )
     assert report.ok, [str(f) for f in report.findings]
     assert {r.mode for r in report.results} == {"fp32", "fp16", "bf16", "amp-fp16", "amp-bf16"}
     assert all(r.status == "passed" and r.examples > 0 for r in report.results)
 
 
 def test_same_seed_same_findings() -> None:
-    kwargs = dict(x=st.embeddings(("B", "D")), y=st.embeddings(("B", "D")), temp=st.temperatures(), modes=("fp16",), max_examples=50, seed=3, profile="dev")
+    kwargs = dict(
+        x=st.embeddings(("B", "D")),
+        y=st.embeddings(("B", "D")),
+        temp=st.temperatures(),
+        modes=("fp16",),
+        max_examples=50,
+        seed=3,
+        profile="dev",
+    )
     a, b = stress.fuzz(info_nce, **kwargs), stress.fuzz(info_nce, **kwargs)  # type: ignore[arg-type]
-    assert [(f.check, f.counterexample) for f in a.findings] == [(f.check, f.counterexample) for f in b.findings]
+    assert [(f.check, f.counterexample) for f in a.findings] == [
+        (f.check, f.counterexample) for f in b.findings
+    ]
 
 
 def test_a_user_exception_is_a_finding_with_its_traceback() -> None:
@@ -59,7 +71,9 @@ def test_a_user_exception_is_a_finding_with_its_traceback() -> None:
             raise ValueError("batch too large")
         return x.sum()
 
-    report = stress.fuzz(picky, x=st.tensors(("B",)), modes=("fp32",), max_examples=30, profile="ci")
+    report = stress.fuzz(
+        picky, x=st.tensors(("B",)), modes=("fp32",), max_examples=30, profile="ci"
+    )
     (finding,) = report.findings
     assert finding.check == "exception" and "ValueError: batch too large" in finding.message
     assert finding.counterexample == {"x": "tensors(B=3)"}  # shrunk to the smallest failing size
@@ -67,14 +81,28 @@ def test_a_user_exception_is_a_finding_with_its_traceback() -> None:
 
 
 def test_an_op_without_a_kernel_is_unsupported_not_a_finding() -> None:
-    report = stress.fuzz(lambda x: torch.cdist(x, x).sum(), x=st.embeddings((3, 2)), modes=("fp32", "fp16"), max_examples=10, profile="ci")
+    report = stress.fuzz(
+        lambda x: torch.cdist(x, x).sum(),
+        x=st.embeddings((3, 2)),
+        modes=("fp32", "fp16"),
+        max_examples=10,
+        profile="ci",
+    )
     assert report.result("<lambda>", "fp16").status == "unsupported"
     assert "Half" in (report.result("<lambda>", "fp16").reason or "")
     assert report.findings_for("<lambda>", "fp16") == []
 
 
 def test_a_missed_expected_failure_fails_the_run() -> None:
-    report = stress.fuzz(bounded, x=st.activations(("B",)), modes=("fp32",), expect="fail", reason="planted", max_examples=10, profile="ci")
+    report = stress.fuzz(
+        bounded,
+        x=st.activations(("B",)),
+        modes=("fp32",),
+        expect="fail",
+        reason="planted",
+        max_examples=10,
+        profile="ci",
+    )
     assert report.results[0].status == "xpassed" and not report.ok
 
 
@@ -92,10 +120,19 @@ def test_module_targets_get_parameter_gradients_and_cast_parameters() -> None:
             seen.append(self.inner.weight.dtype)
             return self.inner(x) * float("inf")
 
-    report = stress.fuzz(Spy(), x=st.activations(("B", 3)), modes=("bf16",), max_examples=5, profile="ci")
+    report = stress.fuzz(
+        Spy(), x=st.activations(("B", 3)), modes=("bf16",), max_examples=5, profile="ci"
+    )
     assert torch.bfloat16 in seen and torch.float64 in seen
     assert report.findings[0].check == "finite_forward"
-    report = stress.fuzz(model, input=st.activations(("B", 3), max_value=1, min_value=-1), modes=("fp32",), max_examples=5, profile="ci", max_grad_norm=1e-9)
+    report = stress.fuzz(
+        model,
+        input=st.activations(("B", 3), max_value=1, min_value=-1),
+        modes=("fp32",),
+        max_examples=5,
+        profile="ci",
+        max_grad_norm=1e-9,
+    )
     assert report.findings[0].check == "gradient_bound" and "grad['" in report.findings[0].message
 
 
@@ -103,7 +140,15 @@ def test_wrt_narrows_the_gradients() -> None:
     def f(x, y):  # type: ignore[no-untyped-def]
         return (x * y.sqrt()).sum()  # sqrt'(0) is infinite: only y's gradient can blow up
 
-    report = stress.fuzz(f, x=st.tensors((2,)), y=st.tensors((2,), min_value=0, max_value=1), modes=("fp32",), wrt=("x",), max_examples=30, profile="ci")
+    report = stress.fuzz(
+        f,
+        x=st.tensors((2,)),
+        y=st.tensors((2,), min_value=0, max_value=1),
+        modes=("fp32",),
+        wrt=("x",),
+        max_examples=30,
+        profile="ci",
+    )
     assert "finite_gradients" not in [f.check for f in report.findings]
 
 
@@ -117,7 +162,9 @@ def test_report_is_written_and_an_interrupt_leaves_a_valid_partial_report(tmp_pa
     first = stress.target(bounded, x=st.activations(("B",)))
     second = stress.target(interrupted, x=st.activations(("B",)))
     with pytest.raises(KeyboardInterrupt):
-        stress.run([first, second], modes=("fp32",), profile="ci", max_examples=5, report_dir=tmp_path)
+        stress.run(
+            [first, second], modes=("fp32",), profile="ci", max_examples=5, report_dir=tmp_path
+        )
     (run_dir,) = tmp_path.iterdir()
     data = json.loads((run_dir / "report.json").read_text())
     assert data["complete"] is False and [r["target"] for r in data["results"]] == ["bounded"]
@@ -126,7 +173,16 @@ def test_report_is_written_and_an_interrupt_leaves_a_valid_partial_report(tmp_pa
 
 
 def test_findings_keep_their_inputs_for_replay(tmp_path: Path) -> None:
-    report = stress.fuzz(info_nce, x=st.embeddings(("B", "D")), y=st.embeddings(("B", "D")), temp=st.temperatures(), modes=("fp16",), max_examples=50, profile="ci", report_dir=tmp_path)
+    report = stress.fuzz(
+        info_nce,
+        x=st.embeddings(("B", "D")),
+        y=st.embeddings(("B", "D")),
+        temp=st.temperatures(),
+        modes=("fp16",),
+        max_examples=50,
+        profile="ci",
+        report_dir=tmp_path,
+    )
     f = report.findings[0]
     assert f.inputs_file is not None
     inputs = torch.load(next(tmp_path.iterdir()) / f.inputs_file, weights_only=True)

@@ -22,7 +22,9 @@ PAIRS = ["gtcc_alignment", "info_nce", "layer_norm", "fft_l1"]
 
 @pytest.mark.parametrize("name", PAIRS)
 @pytest.mark.parametrize("mode", MODE_NAMES)
-def test_naive_is_found_where_expected_and_fixed_twin_passes(seeds_report: stress.Report, name: str, mode: str) -> None:
+def test_naive_is_found_where_expected_and_fixed_twin_passes(
+    seeds_report: stress.Report, name: str, mode: str
+) -> None:
     naive = seeds_report.result(f"seeds.{name}_naive", mode)
     fixed = seeds_report.result(f"seeds.{name}_fixed", mode)
     assert fixed.status == "passed", [str(f) for f in seeds_report.findings_for(fixed.target, mode)]
@@ -39,6 +41,8 @@ def test_every_naive_target_fails_in_the_low_precision_modes(seeds_report: stres
     assert seeds_report.ok
 
 
-def test_info_nce_overflow_is_found_in_bf16_as_the_seed_reports(seeds_report: stress.Report) -> None:
+def test_info_nce_overflow_is_found_in_bf16_as_the_seed_reports(
+    seeds_report: stress.Report,
+) -> None:
     checks = {f.check for f in seeds_report.findings_for("seeds.info_nce_naive", "bf16")}
     assert "finite_forward" in checks

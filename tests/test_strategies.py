@@ -14,7 +14,9 @@ FP16, BF16, FP32 = Mode("fp16"), Mode("bf16"), Mode("fp32")
 FAST = settings(max_examples=60, database=None, deadline=None)
 
 
-def recipe(kind: str, pattern: str, shape=(4, 6), scale=0.0, lo=None, hi=None, **options) -> TensorRecipe:  # type: ignore[no-untyped-def]
+def recipe(
+    kind: str, pattern: str, shape=(4, 6), scale=0.0, lo=None, hi=None, **options
+) -> TensorRecipe:  # type: ignore[no-untyped-def]
     return TensorRecipe(kind, shape, shape, pattern, scale, 0, lo, hi, tuple(options.items()))
 
 
@@ -36,7 +38,10 @@ def test_near_constant_rows_have_variance_near_eps() -> None:
 
 def test_one_hot_rows() -> None:
     t = recipe("logits", "one_hot_rows").materialize(FP32)
-    assert torch.equal(t.sum(-1), torch.ones(4, dtype=t.dtype)) and set(t.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(t.sum(-1), torch.ones(4, dtype=t.dtype)) and set(t.unique().tolist()) == {
+        0.0,
+        1.0,
+    }
 
 
 def test_outliers_reach_sqrt_max() -> None:
@@ -62,7 +67,9 @@ def test_masked_logit_rows_sit_at_finfo_min() -> None:
 def test_scale_anchors_reach_the_dtype_max_and_tiny() -> None:
     near_max = recipe("tensors", "gaussian", scale=round(math.log10(65504), 2)).materialize(FP16)
     assert float(near_max.abs().max()) == 65504.0  # clamped into the finite range, not inf
-    tiny = recipe("tensors", "gaussian", scale=round(math.log10(torch.finfo(torch.float16).tiny), 2))
+    tiny = recipe(
+        "tensors", "gaussian", scale=round(math.log10(torch.finfo(torch.float16).tiny), 2)
+    )
     assert float(tiny.materialize(FP16).abs().max()) < 1e-3
 
 
@@ -85,8 +92,13 @@ def test_mask_patterns() -> None:
 
 def test_targets_patterns() -> None:
     t = recipe("targets", "random", shape=(50,), num_classes=3, ignore_index=-100).materialize(FP32)
-    assert t.dtype == torch.int64 and 0 <= int(t.min()) and int(t.max()) < 3
-    assert (recipe("targets", "all_ignored", shape=(5,), num_classes=3, ignore_index=-100).materialize(FP32) == -100).all()
+    assert t.dtype == torch.int64 and int(t.min()) >= 0 and int(t.max()) < 3
+    assert (
+        recipe("targets", "all_ignored", shape=(5,), num_classes=3, ignore_index=-100).materialize(
+            FP32
+        )
+        == -100
+    ).all()
     assert (recipe("targets", "last_class", shape=(5,), num_classes=3).materialize(FP32) == 2).all()
 
 
@@ -159,7 +171,11 @@ def test_plain_hypothesis_strategies_and_constants_are_accepted() -> None:
         assert r.materialize(FP32) in (1, 2, 3)
 
     check()
-    constant = find(as_argument_strategy("k", 7).recipes({}, FP32), lambda r: True, settings=settings(database=None))
+    constant = find(
+        as_argument_strategy("k", 7).recipes({}, FP32),
+        lambda r: True,
+        settings=settings(database=None),
+    )
     assert constant.materialize(FP32) == 7
 
 
@@ -190,4 +206,7 @@ def test_invalid_arguments_raise_invalid_argument(call, needle: str) -> None:  #
 def test_from_name_and_parse() -> None:
     assert repr(st.from_name("logits")) == "logits(('B', 'C'))"
     assert repr(st.from_name("temperature")).startswith("temperatures(")
-    assert repr(st.parse("embeddings(('B', 'D'), max_value=10)")) == "embeddings(('B', 'D'), max_value=10)"
+    assert (
+        repr(st.parse("embeddings(('B', 'D'), max_value=10)"))
+        == "embeddings(('B', 'D'), max_value=10)"
+    )

@@ -38,7 +38,9 @@ def to_markdown(report: Report) -> str:
     if report.findings:
         lines += ["", "## Findings", ""]
         order = {(t, m): i for i, (t, m) in enumerate(status)}
-        for f in sorted(report.findings, key=lambda f: (f.expected, order.get((f.target, f.mode), 0))):
+        for f in sorted(
+            report.findings, key=lambda f: (f.expected, order.get((f.target, f.mode), 0))
+        ):
             tag = "expected" if f.expected else "**unexpected**"
             args = ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
             lines += [
@@ -52,7 +54,9 @@ def to_markdown(report: Report) -> str:
                 figs = ", ".join(f"{k}={v:.4g}" for k, v in f.figures.items())
                 lines.append(f"- figures: {figs}")
             lines.append("")
-    notes = [r for r in report.results if r.reason and r.status in ("skipped", "unsupported", "xfailed")]
+    notes = [
+        r for r in report.results if r.reason and r.status in ("skipped", "unsupported", "xfailed")
+    ]
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- `{r.target}` [{r.mode}] {r.status}: {r.reason}" for r in notes]

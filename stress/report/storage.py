@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -33,13 +34,17 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
         raise
 
 
+def _save(obj: object, fh: IO[bytes]) -> None:
+    torch.save(obj, fh)
+
+
 def write_report(report: Report, directory: str | os.PathLike[str]) -> Path:
     """Write ``report.json``, ``report.md`` and each finding's input tensors into ``directory``."""
     out = Path(directory)
     for i, f in enumerate(report.findings):
         if f.inputs is not None and f.inputs_file is None:
             name = f"findings/{i:03d}.pt"
-            atomic_write(out / name, lambda fh, inputs=f.inputs: torch.save(inputs, fh))
+            atomic_write(out / name, functools.partial(_save, f.inputs))
             f.inputs_file = name
     text = json.dumps(report.to_dict(), indent=2, allow_nan=False)
     atomic_write(out / "report.json", lambda fh: fh.write(text.encode()))

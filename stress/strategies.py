@@ -653,7 +653,7 @@ def parse(expression: str) -> ArgumentStrategy:
         value = eval(expression, {"__builtins__": {}}, scope)
     except InvalidArgument:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any mistake in the expression is a usage error
         builders = ", ".join(n for n in __all__ if n[0].islower())
         raise InvalidArgument(
             f"cannot parse strategy {expression!r} ({type(e).__name__}: {e}); builders are {builders}"

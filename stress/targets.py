@@ -17,16 +17,17 @@ from .strategies import ArgumentStrategy, as_argument_strategy, resolve_dims
 
 __all__ = ["Target", "target"]
 
-EXPECTATIONS = ("pass", "fail")
+EXPECTATIONS = ("pass", "fail", "may-fail")
 
 
 @dataclass
 class Target:
     """A function or ``nn.Module`` with a strategy per argument and an expectation per mode.
 
-    ``expect`` is ``"pass"``, ``"fail"``, or a mapping from mode name to either; modes it does
-    not name are expected to pass. An expected failure that the search does not find is itself
-    a failure of the run (like a strict xfail).
+    ``expect`` is ``"pass"``, ``"fail"``, ``"may-fail"``, or a mapping from mode name to one of
+    them; modes it does not name are expected to pass. An expected failure (``"fail"``) that the
+    search does not find is itself a failure of the run, like a strict xfail; ``"may-fail"`` is
+    the non-strict kind, for a real failure too rare to be found on every run.
     """
 
     fn: Callable[..., Any]
@@ -75,12 +76,12 @@ def _normalize_expect(expect: str | Mapping[str, str] | None) -> dict[str, str]:
     if isinstance(expect, str):
         if expect not in EXPECTATIONS:
             raise InvalidArgument(
-                f"expect={expect!r}: accepted values are 'pass', 'fail' or a mapping mode -> those"
+                f"expect={expect!r}: accepted values are 'pass', 'fail', 'may-fail' or a mapping mode -> those"
             )
         return dict.fromkeys(MODE_NAMES, expect)
     if not isinstance(expect, Mapping):
         raise InvalidArgument(
-            f"expect={expect!r}: must be 'pass', 'fail' or a mapping mode -> 'pass'/'fail'"
+            f"expect={expect!r}: must be 'pass', 'fail', 'may-fail' or a mapping mode -> one of those"
         )
     for k, v in expect.items():
         if k not in MODE_NAMES:
@@ -88,7 +89,9 @@ def _normalize_expect(expect: str | Mapping[str, str] | None) -> dict[str, str]:
                 f"expect names mode {k!r}; accepted modes are {', '.join(MODE_NAMES)}"
             )
         if v not in EXPECTATIONS:
-            raise InvalidArgument(f"expect[{k!r}]={v!r}: accepted values are 'pass' and 'fail'")
+            raise InvalidArgument(
+                f"expect[{k!r}]={v!r}: accepted values are 'pass', 'fail' and 'may-fail'"
+            )
     return dict(expect)
 
 

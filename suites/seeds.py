@@ -47,8 +47,8 @@ def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[None]:
 # --- seed 000: GTCC alignment loss, exp(-cdist / 0.1) normalised by its sum -----------------
 
 _frames = dict(
-    x=st.embeddings(("N", "D"), min_value=-100, max_value=100),
-    y=st.embeddings(("M", "D"), min_value=-100, max_value=100),
+    x=st.embeddings(("N", "D"), min_value=-10, max_value=10),
+    y=st.embeddings(("M", "D"), min_value=-10, max_value=10),
 )
 
 
@@ -68,9 +68,10 @@ def gtcc_alignment_naive(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @stress.target(**_frames)
 def gtcc_alignment_fixed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     with full_precision(x):
-        xf, yf = x.float(), y.float()  # distances of fp16 inputs overflow fp16 when squared
+        xf, yf = x.float(), y.float()  # differences of fp16 inputs overflow fp16 when squared
         d2 = ((xf[:, None, :] - yf[None, :, :]) ** 2).sum(-1)
-        alpha = torch.softmax(-d2 / 0.1, dim=1)  # max-subtracted: never 0/0; squared: no sqrt at 0
+        dist = d2.clamp_min(1e-12).sqrt()  # no infinite derivative at distance 0
+        alpha = torch.softmax(-dist / 0.1, dim=1)  # max-subtracted: the normaliser is never 0
         soft_nn = alpha @ yf
         return ((xf - soft_nn) ** 2).sum(-1).mean()
 
@@ -112,8 +113,8 @@ _acts = dict(x=st.activations(("B", "D"), min_value=-1e4, max_value=1e4))
 @stress.target(
     **_acts,
     dims={"D": (2, 16)},
-    expect={"fp16": "fail", "bf16": "fail"},
-    reason="(x - mean)**2 overflows float16 for |x| > 256 and the low-precision mean/var lose the row's spread",
+    expect={"fp16": "fail", "bf16": "may-fail"},
+    reason="(x - mean)**2 overflows float16 for |x| > 256; a bfloat16-rounded mean breaks a narrow row's symmetry",
     # amp modes pass: CPU autocast keeps mean, pow and sqrt in float32
 )
 def layer_norm_naive(x: torch.Tensor) -> torch.Tensor:

@@ -122,3 +122,13 @@ def test_measure_reports_figures() -> None:
         )
     )
     assert figs["max_abs_output"] == 4.0 and figs["grad_norm"] == 5.0 and figs["error"] == 0.0
+
+
+def test_gradients_get_a_looser_tolerance_than_outputs() -> None:
+    ref = torch.linspace(1, 2, 5, dtype=torch.float64)
+    off = (ref * 1.05).to(torch.float16)
+    assert ReferenceError()(ev(off, ref)) is not None
+    grads = ev(
+        torch.ones(1), torch.ones(1, dtype=torch.float64), {"grad['x']": off}, {"grad['x']": ref}
+    )
+    assert ReferenceError(on_gradients=True)(grads) is None

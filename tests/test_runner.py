@@ -106,6 +106,32 @@ def test_a_missed_expected_failure_fails_the_run() -> None:
     assert report.results[0].status == "xpassed" and not report.ok
 
 
+def test_may_fail_is_a_non_strict_expectation() -> None:
+    def overflows(x):  # type: ignore[no-untyped-def]
+        return x.exp().sum()
+
+    found = stress.fuzz(
+        overflows,
+        x=st.tensors(("B",)),
+        modes=("fp16",),
+        expect="may-fail",
+        reason="planted",
+        max_examples=30,
+        profile="ci",
+    )
+    assert found.results[0].status == "xfailed" and found.ok and found.findings[0].expected
+    missed = stress.fuzz(
+        bounded,
+        x=st.activations(("B",)),
+        modes=("fp32",),
+        expect="may-fail",
+        reason="planted",
+        max_examples=10,
+        profile="ci",
+    )
+    assert missed.results[0].status == "passed" and missed.ok
+
+
 def test_module_targets_get_parameter_gradients_and_cast_parameters() -> None:
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)

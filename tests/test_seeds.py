@@ -31,6 +31,8 @@ def test_naive_is_found_where_expected_and_fixed_twin_passes(
     if naive.expected == "fail":
         assert naive.status == "xfailed"
         assert seeds_report.findings_for(naive.target, mode)
+    elif naive.expected == "may-fail":
+        assert naive.status in ("xfailed", "passed")
     else:
         assert naive.status == "passed"
 

@@ -11,6 +11,8 @@ from . import strategies as st
 from .errors import InvalidArgument as InvalidArgument
 from .errors import ReportError as ReportError
 from .errors import StressError as StressError
+from .guard import GuardedStep as GuardedStep
+from .guard import StepOutcome as StepOutcome
 from .modes import DEFAULT_TOLERANCES as DEFAULT_TOLERANCES
 from .modes import Mode as Mode
 from .report import Finding as Finding
@@ -28,10 +30,12 @@ __all__ = [
     "DEFAULT_TOLERANCES",
     "PROFILES",
     "Finding",
+    "GuardedStep",
     "InvalidArgument",
     "Mode",
     "Report",
     "ReportError",
+    "StepOutcome",
     "StressError",
     "Target",
     "fuzz",

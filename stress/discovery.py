@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from .errors import InvalidArgument
-from .targets import Target, default_name
+from .targets import BaseTarget
 
 __all__ = ["collect_targets", "load_object"]
 
@@ -30,12 +30,12 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def _targets_in(module: ModuleType, prefix: str) -> list[Target]:
-    found = []
+def _targets_in(module: ModuleType, prefix: str) -> list[BaseTarget]:
+    found: list[BaseTarget] = []
     for attr, value in vars(module).items():
-        if isinstance(value, Target):
-            if value.name == default_name(value.fn):
-                value.name = f"{prefix}.{attr}"
+        if isinstance(value, BaseTarget):
+            if not value.named:
+                value.name, value.named = f"{prefix}.{attr}", True
             found.append(value)
     return found
 
@@ -46,9 +46,9 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
-def collect_targets(paths: Iterable[str]) -> list[Target]:
+def collect_targets(paths: Iterable[str]) -> list[BaseTarget]:
     """Every Target defined at module level in the given files, folders or module names."""
-    targets: list[Target] = []
+    targets: list[BaseTarget] = []
     for raw in paths:
         p = Path(raw)
         if p.exists():

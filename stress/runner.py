@@ -20,18 +20,19 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import hypothesis
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.strategies import SearchStrategy
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-from .checks import CHECKS, Evaluation, Violation, measure, normwise_error
+from .checks import CHECKS, Violation
 from .errors import InvalidArgument, check_choice
 from .modes import MODE_NAMES, Mode, resolve_modes
 from .report.model import (
@@ -47,8 +48,7 @@ from .report.model import (
     environment,
 )
 from .report.storage import write_report
-from .strategies import Example, examples
-from .targets import Target, make_target
+from .targets import AnyTarget, make_target
 
 __all__ = ["PROFILES", "fuzz", "run"]
 
@@ -113,19 +113,15 @@ class Failure(Exception):
     def __init__(
         self,
         violation: Violation,
-        example: Example,
+        counterexample: dict[str, str],
         inputs: dict[str, Any],
         figures: dict[str, float],
         tb: str | None = None,
     ):
         super().__init__(violation.message)
-        self.violation, self.example, self.inputs, self.figures, self.tb = (
-            violation,
-            example,
-            inputs,
-            figures,
-            tb,
-        )
+        self.violation, self.counterexample, self.inputs = violation, counterexample, inputs
+        self.figures, self.tb = figures, tb
+        self.blob: str | None = None
 
 
 _FAILURE_TYPES: dict[str, type[Failure]] = {}
@@ -137,173 +133,6 @@ def _failure_type(check: str) -> type[Failure]:
         name = "".join(p.title() for p in check.split("_")) + "Failure"
         _FAILURE_TYPES[check] = type(name, (Failure,), {"__module__": __name__})
     return _FAILURE_TYPES[check]
-
-
-def _round(value: Any, mode: Mode) -> Any:
-    """Round a materialized value to the mode: what the target and the reference both see."""
-    if isinstance(value, torch.Tensor):
-        return value.to(mode.storage_dtype) if value.is_floating_point() else value
-    if isinstance(value, float):
-        return float(torch.tensor(value, dtype=mode.storage_dtype))
-    return value
-
-
-def _flatten(out: Any, key: str = "out") -> dict[str, torch.Tensor]:
-    """Outputs as a flat dict of floating tensors: ``out``, ``out[0]``, ``out['loss']``."""
-    if isinstance(out, torch.Tensor):
-        return {key: out} if out.is_floating_point() else {}
-    if isinstance(out, (tuple, list)):
-        flat: dict[str, torch.Tensor] = {}
-        for i, o in enumerate(out):
-            flat.update(_flatten(o, f"{key}[{i}]"))
-        return flat
-    if isinstance(out, Mapping):
-        flat = {}
-        for k, o in out.items():
-            flat.update(_flatten(o, f"{key}[{k!r}]"))
-        return flat
-    return {}
-
-
-@dataclass
-class _Executor:
-    """Runs one target in one mode and in float64 on the same rounded inputs."""
-
-    target: Target
-    mode: Mode
-    module: torch.nn.Module | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        m = self.target.module
-        self.module = (
-            copy.deepcopy(m).to(self.mode.device, self.mode.storage_dtype)
-            if m is not None
-            else None
-        )
-
-    def evaluate(self, values: dict[str, Any]) -> Evaluation:
-        module = copy.deepcopy(self.module) if self.module is not None else None
-        ref_base = copy.deepcopy(module).to("cpu", torch.float64) if module is not None else None
-        ref_module = copy.deepcopy(ref_base)  # running may update buffers: each run gets a copy
-        outputs, grads = self._call(module, values, self.mode.device, reference=False)
-        ev = Evaluation(self.mode, outputs, grads, None, None)
-        ref_values = {
-            k: v.to("cpu", torch.float64) if _is_float_tensor(v) else v for k, v in values.items()
-        }
-        try:
-            ev.ref_outputs, ev.ref_grads = self._call(ref_module, ref_values, "cpu", reference=True)
-        except Exception:  # noqa: BLE001 - a reference that cannot run disables only the error checks
-            return ev
-        eps = self.mode.facts.eps
-        sensitivity: dict[str, float] = {}
-        for alternate in (False, True):
-            try:
-                p_outputs, p_grads = self._perturbed(ref_base, ref_values, eps, alternate)
-            except Exception:  # noqa: BLE001 - singular next to this input: no conditioning allowance
-                return ev
-            floor = self.target.error_floor
-            for got, ref in ((p_outputs, ev.ref_outputs), (p_grads, ev.ref_grads or {})):
-                for k, r in ref.items():
-                    if k in got:
-                        change = normwise_error(got[k], r, floor)[0]
-                        sensitivity[k] = max(sensitivity.get(k, 0.0), change)
-        ev.sensitivity = sensitivity
-        return ev
-
-    def _perturbed(
-        self,
-        ref_module: torch.nn.Module | None,
-        ref_values: dict[str, Any],
-        eps: float,
-        alternate: bool,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The float64 reference on inputs (and parameters) moved by one relative eps."""
-        module = copy.deepcopy(ref_module)
-        if module is not None:
-            with torch.no_grad():
-                for p in module.parameters():
-                    p.copy_(_perturb(p, eps, alternate))
-        values = {k: _perturb(v, eps, alternate) for k, v in ref_values.items()}
-        return self._call(module, values, "cpu", reference=True)
-
-    def _call(
-        self,
-        module: torch.nn.Module | None,
-        values: dict[str, Any],
-        device: str,
-        *,
-        reference: bool,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        wrt = self.target.wrt
-        args: dict[str, Any] = {}
-        leaves: dict[str, torch.Tensor] = {}
-        for k, v in values.items():
-            if isinstance(v, torch.Tensor):
-                v = v.to(device)
-                if v.is_floating_point() and (wrt is None or k in wrt):
-                    v = v.detach().requires_grad_(True)
-                    leaves[f"grad[{k!r}]"] = v
-            args[k] = v
-        if module is not None and wrt is None:
-            leaves.update(
-                {f"grad[{n!r}]": p for n, p in module.named_parameters() if p.requires_grad}
-            )
-        fn = module if module is not None else self.target.fn
-        if reference:
-            out = fn(**args)
-        else:
-            with self.mode.autocast():
-                out = fn(**args)
-        outputs = _flatten(out)
-        diff = [o for o in outputs.values() if o.requires_grad]
-        grads: dict[str, torch.Tensor] = {}
-        if diff and leaves:
-            gs = torch.autograd.grad(
-                diff,
-                list(leaves.values()),
-                grad_outputs=[_cotangent(o) for o in diff],
-                allow_unused=True,
-            )
-            grads = {k: g for k, g in zip(leaves, gs, strict=True) if g is not None}
-        return {k: o.detach() for k, o in outputs.items()}, grads
-
-
-# ±0.5 … ±0.9375 in steps of 1/16: exact in every float dtype, and ties between neighbours rare
-_COTANGENT_VALUES = torch.cat([-torch.arange(8, 16) / 16, torch.arange(8, 16) / 16])
-
-
-def _cotangent(out: torch.Tensor) -> torch.Tensor:
-    """The vector a gradient is taken against: 1 for a scalar loss, else fixed ±[0.5, 1) entries.
-
-    Sign-mixed entries, exact in every dtype, keep invariances such as ``sum(layer_norm(x)) ==
-    const`` from making the gradient identically zero (which would turn noise into error).
-    """
-    if out.numel() == 1:
-        return torch.ones_like(out)
-    g = torch.Generator().manual_seed(out.numel())
-    idx = torch.randint(len(_COTANGENT_VALUES), out.shape, generator=g)
-    return _COTANGENT_VALUES[idx].to(out.device, out.dtype)
-
-
-def _perturb(v: Any, eps: float, alternate: bool) -> Any:
-    """Move every float by a relative ``±eps``: one ulp-sized input change.
-
-    The signs are fixed and random; with ``alternate`` they are also flipped on every other
-    element, so that of the two probes one moves neighbouring elements apart, whatever the draw.
-    """
-    if _is_float_tensor(v):
-        g = torch.Generator().manual_seed(v.numel())
-        signs = torch.randint(2, v.shape, generator=g).to(v.dtype).mul_(2).sub_(1)
-        if alternate:
-            signs.view(-1)[1::2] *= -1
-        return v * (1 + eps * signs)
-    if isinstance(v, float):
-        return v * (1 - eps if alternate else 1 + eps)
-    return v
-
-
-def _is_float_tensor(v: Any) -> bool:
-    return isinstance(v, torch.Tensor) and v.is_floating_point()
 
 
 # ----------------------------------------------------------------------------- search
@@ -327,12 +156,14 @@ def _log10(v: float) -> float:
     return math.log10(max(v, 1e-300))
 
 
+_STEERING = {"max_abs_output": "log10 |output|", "grad_norm": "log10 grad norm", "error_eps": "log10 error/eps"}
+
+
 def _steer(figures: Mapping[str, float]) -> None:
     """Feed the search the signals that climb toward failures."""
-    hypothesis.target(_log10(figures["max_abs_output"]), label="log10 |output|")
-    hypothesis.target(_log10(figures["grad_norm"]), label="log10 grad norm")
-    if "error_eps" in figures:
-        hypothesis.target(_log10(figures["error_eps"]), label="log10 error/eps")
+    for key, label in _STEERING.items():
+        if key in figures:
+            hypothesis.target(_log10(figures[key]), label=label)
 
 
 _BLOB = re.compile(r"@reproduce_failure\((.*?)\)")
@@ -352,42 +183,48 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+class Session(Protocol):
+    """One target in one mode, as the search drives it (see ``evaluation.FunctionSession``)."""
+
+    strategy: SearchStrategy[Any]
+    inputs: dict[str, Any]  # the values of the example being run, kept for a finding
+
+    def run(self, example: Any) -> tuple[dict[str, float], Violation | None]: ...
+
+    def describe(self, example: Any) -> dict[str, str]: ...
+
+
+def _is_unsupported(e: Exception, mode: Mode) -> bool:
+    return (
+        mode.compute_dtype != torch.float32
+        and isinstance(e, (NotImplementedError, RuntimeError))
+        and _UNSUPPORTED.search(str(e)) is not None
+    )
+
+
 def _search(
-    target: Target, mode: Mode, cfg: settings, seed: int | None
+    target: AnyTarget, mode: Mode, cfg: settings, seed: int | None
 ) -> tuple[_Stats, list[Failure], str | None]:
     """Run one Hypothesis search; return statistics, shrunk failures, and an unsupported-op reason."""
-    executor = _Executor(target, mode)
-    checks = target.checks()
+    session: Session = target.session(mode)
     stats = _Stats()
-    strategy = examples(target.arguments, mode, target.dims)
 
-    def test(example: Example) -> None:
-        values = {k: _round(r.materialize(mode), mode) for k, r in example.recipes.items()}
-        saved = {
-            k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()
-        }
+    def test(example: Any) -> None:
         try:
-            ev = executor.evaluate(values)
+            figures, violation = session.run(example)
         except Exception as e:  # noqa: BLE001 - whatever the user's code raises is a finding
-            if (
-                mode.compute_dtype != torch.float32
-                and isinstance(e, (NotImplementedError, RuntimeError))
-                and _UNSUPPORTED.search(str(e))
-            ):
+            if _is_unsupported(e, mode):
                 raise _Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
             tb = "".join(traceback.format_exception(e))
             v = Violation("exception", f"{type(e).__name__}: {e}")
-            raise _failure_type("exception")(v, example, saved, {}, tb) from None
-        figures = measure(ev, target.error_floor)
+            raise _failure_type("exception")(v, session.describe(example), session.inputs, {}, tb) from None
         stats.add(figures)
         _steer(figures)
-        for check in checks:
-            violation = check(ev)
-            if violation is not None:
-                raise _failure_type(violation.check)(violation, example, saved, figures)
+        if violation is not None:
+            raise _failure_type(violation.check)(violation, session.describe(example), session.inputs, figures)
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", f"{target.name}__{mode.label}")
-    wrapped: Any = given(strategy)(test)
+    wrapped: Any = given(session.strategy)(test)
     # one example-database key per target × mode
     key = f"{target.name}[{mode.label}]".encode()
     wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = key
@@ -400,15 +237,13 @@ def _search(
         failures, unsupported = [], None
         for leaf in _leaves(exc):
             if isinstance(leaf, Failure):
-                leaf.blob = _blob(leaf)  # type: ignore[attr-defined]
+                leaf.blob = _blob(leaf)
                 failures.append(leaf)
             elif isinstance(leaf, _Unsupported):
                 unsupported = str(leaf)
             elif isinstance(leaf, Flaky):
-                v = Violation(
-                    "exception", f"flaky: the failure did not reproduce on replay: {leaf}"
-                )
-                failures.append(_failure_type("exception")(v, Example({}, {}), {}, {}))
+                v = Violation("exception", f"flaky: the failure did not reproduce on replay: {leaf}")
+                failures.append(_failure_type("exception")(v, {}, {}, {}))
             else:
                 raise
         return stats, failures, unsupported
@@ -416,7 +251,7 @@ def _search(
 
 
 def run_one(
-    target: Target, mode: Mode, cfg: settings, seed: int | None
+    target: AnyTarget, mode: Mode, cfg: settings, seed: int | None
 ) -> tuple[Result, list[Finding]]:
     """One target in one mode: its result row and its findings."""
     expected = target.expected(mode.name)
@@ -435,17 +270,16 @@ def run_one(
             mode=mode.label,
             check=f.violation.check,
             message=f.violation.message,
-            counterexample={k: repr(r) for k, r in f.example.recipes.items()},
-            dims=f.example.dims,
+            counterexample=f.counterexample,
             figures={**f.figures, **f.violation.figures},
             expected=expected != "pass",
-            reproduce_blob=getattr(f, "blob", None),
+            reproduce_blob=f.blob,
             traceback=f.tb,
             inputs=f.inputs,
         )
         for f in failures
     ]
-    findings.sort(key=lambda f: CHECKS.index(f.check))
+    findings.sort(key=lambda f: CHECKS.index(f.check) if f.check in CHECKS else len(CHECKS))
     result.checks_failed = [f.check for f in findings]
     if unsupported and not findings:
         result.status, result.reason = UNSUPPORTED, f"unsupported in {mode.label}: {unsupported}"
@@ -459,7 +293,7 @@ def run_one(
 
 
 def run(
-    targets: Iterable[Target],
+    targets: Iterable[AnyTarget],
     *,
     modes: Sequence[str | Mode] | str = MODE_NAMES,
     device: str = "cpu",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,16 +13,35 @@ import torch
 
 from .checks import DEFAULT_ERROR_FLOOR, Check, default_checks
 from .errors import InvalidArgument
-from .modes import MODE_NAMES
+from .modes import MODE_NAMES, Mode
 from .strategies import ArgumentStrategy, as_argument_strategy, resolve_dims
 
-__all__ = ["Target", "target"]
+__all__ = ["BaseTarget", "Target", "target"]
 
 EXPECTATIONS = ("pass", "fail", "may-fail")
 
 
+class BaseTarget(ABC):
+    """What the runner needs of any kind of target: a name, expectations, and a session per mode."""
+
+    name: str
+    named: bool  # the name was given, so discovery keeps it instead of module.attribute
+    expect: dict[str, str]
+    reason: str | None
+
+    def expected(self, mode_name: str) -> str:
+        return self.expect.get(mode_name, "pass")
+
+    @abstractmethod
+    def session(self, mode: Mode) -> Any:
+        """An object with ``strategy``, ``inputs``, ``run(example)`` and ``describe(example)``."""
+
+
+AnyTarget = BaseTarget
+
+
 @dataclass
-class Target:
+class Target(BaseTarget):
     """A function or ``nn.Module`` with a strategy per argument and an expectation per mode.
 
     ``expect`` is ``"pass"``, ``"fail"``, ``"may-fail"``, or a mapping from mode name to one of
@@ -42,6 +62,7 @@ class Target:
     max_output: float | None = None
     max_grad_norm: float | None = None
     gradient_error: bool = True
+    named: bool = False
 
     def __post_init__(self) -> None:
         functools.update_wrapper(self, self.fn, updated=())
@@ -57,8 +78,11 @@ class Target:
     def module(self) -> torch.nn.Module | None:
         return self.fn if isinstance(self.fn, torch.nn.Module) else None
 
-    def expected(self, mode_name: str) -> str:
-        return self.expect.get(mode_name, "pass")
+    def session(self, mode: Mode) -> Any:
+        """How the runner drives this target in ``mode`` (an ``evaluation.FunctionSession``)."""
+        from .evaluation import FunctionSession
+
+        return FunctionSession(self, mode)
 
     def checks(self) -> list[Check]:
         return default_checks(
@@ -183,6 +207,7 @@ def make_target(
         max_output=max_output,
         max_grad_norm=max_grad_norm,
         gradient_error=gradient_error,
+        named=name is not None,
     )
 
 

@@ -45,7 +45,6 @@ class Finding:
     check: str
     message: str
     counterexample: dict[str, str]
-    dims: dict[str, int] = field(default_factory=dict)
     figures: dict[str, float] = field(default_factory=dict)
     expected: bool = False
     reproduce_blob: str | None = None

@@ -21,6 +21,10 @@ from .report import load_report as load_report
 from .runner import PROFILES as PROFILES
 from .runner import fuzz as fuzz
 from .runner import run as run
+from .steps import StepTarget as StepTarget
+from .steps import fuzz_step as fuzz_step
+from .steps import guarded_step as guarded_step
+from .steps import step_target as step_target
 from .targets import Target as Target
 from .targets import target as target
 
@@ -36,11 +40,15 @@ __all__ = [
     "Report",
     "ReportError",
     "StepOutcome",
+    "StepTarget",
     "StressError",
     "Target",
     "fuzz",
+    "fuzz_step",
+    "guarded_step",
     "load_report",
     "run",
     "st",
+    "step_target",
     "target",
 ]

@@ -204,7 +204,9 @@ class FunctionSession:
         """Figures of the example and the first violated check; the user's exceptions propagate."""
         mode = self.mode
         values = {k: round_to_mode(r.materialize(mode), mode) for k, r in example.recipes.items()}
-        self.inputs = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+        self.inputs = {
+            k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()
+        }
         ev = self.executor.evaluate(values)
         figures = measure(ev, self.target.error_floor)
         for check in self.checks:

@@ -15,7 +15,8 @@ What it guarantees:
 * a loss spike is skipped before ``backward()``, judged against recent history: the loss is a
   spike when it exceeds the median of the last ``window`` accepted losses by more than
   ``spike_threshold`` robust standard deviations (1.4826 × MAD) and by ``min_spike_ratio`` × the
-  median, once ``warmup`` losses have been seen;
+  median (so a loss must be at least 4× the median by default), once ``warmup`` losses have been
+  seen;
 * non-finite gradients are found **before** ``optimizer.step()``; with a ``GradScaler`` the
   scaler's own inf check skips the step and backs off the scale, and clipping happens after
   ``scaler.unscale_()``, never before;
@@ -51,7 +52,12 @@ __all__ = ["GuardedStep", "StepOutcome"]
 
 log = logging.getLogger("stress.guard")
 
-NONFINITE_LOSS, SPIKE, NONFINITE_GRAD, SCALER_OVERFLOW = "nonfinite_loss", "spike", "nonfinite_grad", "scaler_overflow"
+NONFINITE_LOSS, SPIKE, NONFINITE_GRAD, SCALER_OVERFLOW = (
+    "nonfinite_loss",
+    "spike",
+    "nonfinite_grad",
+    "scaler_overflow",
+)
 SKIP_REASONS = (NONFINITE_LOSS, SPIKE, NONFINITE_GRAD, SCALER_OVERFLOW)
 
 
@@ -63,31 +69,54 @@ class StepOutcome:
     accepted: bool  # the micro-batch's gradient was kept
     stepped: bool  # optimizer.step() ran
     skipped: str | None = None  # the reason, when a micro-batch or a window was skipped
-    grad_norm: float | None = None  # total norm before clipping, when a window closed
+    grad_norm: float | None = None  # total norm before clipping, when measured at a closed window
 
 
 def total_norm(grads: list[torch.Tensor]) -> float:
     """The 2-norm of all gradients together, in one fused pass where torch has it."""
     if not grads:
         return 0.0
-    if hasattr(torch.nn.utils, "get_total_norm"):  # torch >= 2.6
-        return float(torch.nn.utils.get_total_norm(grads))
-    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads])))
+    first = grads[0]
+    if all(g.device == first.device and g.dtype == first.dtype for g in grads):
+        return float(
+            torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        )  # the hot path
+    return float(
+        torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g.float()).cpu() for g in grads])
+        )
+    )
 
 
-def _positive(name: str, value: float | None, *, allow_none: bool = True, integer: bool = False) -> None:
+def all_finite(grads: list[torch.Tensor]) -> bool:
+    """Whether every gradient is finite: one fused pass, the kernel GradScaler uses for its check."""
+    found: dict[torch.device, torch.Tensor] = {}
+    for device in {g.device for g in grads}:
+        found[device] = torch.zeros(1, device=device)
+        same = [g for g in grads if g.device == device]
+        torch._amp_foreach_non_finite_check_and_unscale_(
+            same, found[device], torch.ones(1, device=device)
+        )
+    return not any(bool(f.item()) for f in found.values())
+
+
+def _positive(
+    name: str, value: float | None, *, allow_none: bool = True, integer: bool = False
+) -> None:
     if value is None and allow_none:
         return
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
         want = "a positive int" if integer else "a positive number"
-        raise InvalidArgument(f"GuardedStep({name}={value!r}): must be {want}" + (" or None" if allow_none else ""))
+        raise InvalidArgument(
+            f"GuardedStep({name}={value!r}): must be {want}" + (" or None" if allow_none else "")
+        )
 
 
 class GuardedStep:
     """Wraps ``optimizer.step()`` (optionally a ``torch.amp.GradScaler`` and accumulation)."""
 
-    _REFRESH = 8
+    _REFRESH = 16
 
     def __init__(
         self,
@@ -99,7 +128,7 @@ class GuardedStep:
         max_grad_norm: float | None = None,
         grad_norm_alarm: float | None = None,
         spike_threshold: float | None = 10.0,
-        min_spike_ratio: float = 0.5,
+        min_spike_ratio: float = 3.0,
         window: int = 200,
         warmup: int = 20,
         min_scale: float = 1.0,
@@ -107,9 +136,13 @@ class GuardedStep:
         reset_collapsed_scale: bool = False,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
-            raise InvalidArgument(f"GuardedStep(optimizer={optimizer!r}): must be a torch.optim.Optimizer")
+            raise InvalidArgument(
+                f"GuardedStep(optimizer={optimizer!r}): must be a torch.optim.Optimizer"
+            )
         if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
-            raise InvalidArgument(f"GuardedStep(scaler={scaler!r}): must be a torch.amp.GradScaler or None")
+            raise InvalidArgument(
+                f"GuardedStep(scaler={scaler!r}): must be a torch.amp.GradScaler or None"
+            )
         _positive("accumulation_steps", accumulation_steps, allow_none=False, integer=True)
         _positive("max_grad_norm", max_grad_norm)
         _positive("grad_norm_alarm", grad_norm_alarm)
@@ -123,17 +156,29 @@ class GuardedStep:
         self.optimizer, self.scaler = optimizer, scaler
         self.accumulation_steps = accumulation_steps
         self.max_grad_norm, self.grad_norm_alarm = max_grad_norm, grad_norm_alarm
-        self.spike_threshold, self.min_spike_ratio, self.warmup = spike_threshold, min_spike_ratio, warmup
-        self.min_scale, self.max_scale_cuts, self.reset_collapsed_scale = min_scale, max_scale_cuts, reset_collapsed_scale
+        self.spike_threshold, self.min_spike_ratio, self.warmup = (
+            spike_threshold,
+            min_spike_ratio,
+            warmup,
+        )
+        self.min_scale, self.max_scale_cuts, self.reset_collapsed_scale = (
+            min_scale,
+            max_scale_cuts,
+            reset_collapsed_scale,
+        )
         self.history: deque[float] = deque(maxlen=window)
         self.counts: Counter[str] = Counter()
         self.last_loss: float | None = None
         self.last_grad_norm: float | None = None
-        self.last_scale: float | None = scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
+        self.last_scale: float | None = (
+            scaler.get_scale() if scaler is not None and scaler.is_enabled() else None
+        )
         self.scale_cuts_in_a_row = 0
         self._in_window = 0  # micro-batches seen in the open window
         self._accepted = 0  # of which accepted
-        self._limit: float | None = None  # cached spike limit, and the accepted count it was computed at
+        self._limit: float | None = (
+            None  # cached spike limit, and the accepted count it was computed at
+        )
         self._limit_at = 0
 
     # ------------------------------------------------------------------ the loop's API
@@ -146,7 +191,11 @@ class GuardedStep:
         self.last_loss = value
         self.counts["micro_batches"] += 1
         self._in_window += 1
-        reason = NONFINITE_LOSS if not math.isfinite(value) else (SPIKE if self.is_spike(value) else None)
+        reason = (
+            NONFINITE_LOSS
+            if not math.isfinite(value)
+            else (SPIKE if self.is_spike(value) else None)
+        )
         if reason is None:
             reason = self._backward(loss)
         if reason is not None:
@@ -158,7 +207,9 @@ class GuardedStep:
         if self._in_window < self.accumulation_steps:
             return StepOutcome(value, reason is None, False, reason)
         closed = self.flush()
-        return StepOutcome(value, reason is None, closed.stepped, reason or closed.skipped, closed.grad_norm)
+        return StepOutcome(
+            value, reason is None, closed.stepped, reason or closed.skipped, closed.grad_norm
+        )
 
     def flush(self) -> StepOutcome:
         """Close the open window now (the last, partial one of an epoch): step on what it holds."""
@@ -172,9 +223,13 @@ class GuardedStep:
         if accepted != self.accumulation_steps and grads:
             # each loss was divided by accumulation_steps; the window held `accepted` of them
             torch._foreach_mul_(grads, self.accumulation_steps / accepted)
-        norm = total_norm(grads)
-        self.last_grad_norm = norm
-        if not math.isfinite(norm):
+        # the norm is needed for clipping and the alarm; otherwise a cheaper finiteness check
+        # runs every step and the norm is refreshed every _REFRESH steps
+        needs_norm = self.max_grad_norm is not None or self.grad_norm_alarm is not None
+        norm: float | None = None
+        if needs_norm or self.counts["steps"] % self._REFRESH == 0 or not all_finite(grads):
+            norm = self.last_grad_norm = total_norm(grads)
+        if norm is not None and not math.isfinite(norm):
             reason = SCALER_OVERFLOW if self.scaler is not None else NONFINITE_GRAD
             if self.scaler is not None:
                 self.scaler.step(self.optimizer)  # sees the inf and skips optimizer.step()
@@ -182,10 +237,12 @@ class GuardedStep:
             self._skip(reason, f"grad_norm={norm}")
             self.optimizer.zero_grad(set_to_none=True)
             return StepOutcome(self._loss(), False, False, reason, norm)
-        if self.grad_norm_alarm is not None and norm > self.grad_norm_alarm:
+        if self.grad_norm_alarm is not None and norm is not None and norm > self.grad_norm_alarm:
             self.counts["grad_norm_alarm"] += 1
-            log.warning("gradient norm %.4g exceeds the alarm level %.4g", norm, self.grad_norm_alarm)
-        if self.max_grad_norm is not None and grads and norm > self.max_grad_norm:
+            log.warning(
+                "gradient norm %.4g exceeds the alarm level %.4g", norm, self.grad_norm_alarm
+            )
+        if self.max_grad_norm is not None and norm is not None and norm > self.max_grad_norm:
             torch._foreach_mul_(grads, self.max_grad_norm / (norm + 1e-6))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
@@ -224,9 +281,14 @@ class GuardedStep:
 
     def _backward(self, loss: torch.Tensor) -> str | None:
         """Backward; in an accumulation window, drop this micro-batch's gradient if non-finite."""
-        loss = loss / self.accumulation_steps
+        if self.accumulation_steps > 1:
+            loss = loss / self.accumulation_steps
         isolate = self.accumulation_steps > 1 and self.scaler is None
-        before = [p.grad.clone() if p.grad is not None else None for p in self.params] if isolate and self._accepted else None
+        before = (
+            [p.grad.clone() if p.grad is not None else None for p in self.params]
+            if isolate and self._accepted
+            else None
+        )
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
         if not isolate:
             return None  # checked once, when the window closes
@@ -253,7 +315,10 @@ class GuardedStep:
             self.counts["scale_alarm"] += 1
             log.warning(
                 "GradScaler scale %.4g (cut %d times in a row; alarm below %.4g or after %d cuts)",
-                scale, self.scale_cuts_in_a_row, self.min_scale, self.max_scale_cuts,
+                scale,
+                self.scale_cuts_in_a_row,
+                self.min_scale,
+                self.max_scale_cuts,
             )
             if self.reset_collapsed_scale:
                 init = float(self.scaler._init_scale or 65536.0)
@@ -281,7 +346,9 @@ class GuardedStep:
             self.last_scale = state["last_scale"]
             self.scale_cuts_in_a_row = int(state["scale_cuts_in_a_row"])
         except (KeyError, TypeError, ValueError) as e:
-            raise InvalidArgument(f"GuardedStep.load_state_dict: not a GuardedStep state ({type(e).__name__}: {e})") from None
+            raise InvalidArgument(
+                f"GuardedStep.load_state_dict: not a GuardedStep state ({type(e).__name__}: {e})"
+            ) from None
 
     def __repr__(self) -> str:
         return (

@@ -10,7 +10,6 @@ outputs, large gradients and large errors.
 
 from __future__ import annotations
 
-import copy
 import math
 import os
 import re
@@ -156,7 +155,11 @@ def _log10(v: float) -> float:
     return math.log10(max(v, 1e-300))
 
 
-_STEERING = {"max_abs_output": "log10 |output|", "grad_norm": "log10 grad norm", "error_eps": "log10 error/eps"}
+_STEERING = {
+    "max_abs_output": "log10 |output|",
+    "grad_norm": "log10 grad norm",
+    "error_eps": "log10 error/eps",
+}
 
 
 def _steer(figures: Mapping[str, float]) -> None:
@@ -217,11 +220,15 @@ def _search(
                 raise _Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
             tb = "".join(traceback.format_exception(e))
             v = Violation("exception", f"{type(e).__name__}: {e}")
-            raise _failure_type("exception")(v, session.describe(example), session.inputs, {}, tb) from None
+            raise _failure_type("exception")(
+                v, session.describe(example), session.inputs, {}, tb
+            ) from None
         stats.add(figures)
         _steer(figures)
         if violation is not None:
-            raise _failure_type(violation.check)(violation, session.describe(example), session.inputs, figures)
+            raise _failure_type(violation.check)(
+                violation, session.describe(example), session.inputs, figures
+            )
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", f"{target.name}__{mode.label}")
     wrapped: Any = given(session.strategy)(test)
@@ -242,7 +249,9 @@ def _search(
             elif isinstance(leaf, _Unsupported):
                 unsupported = str(leaf)
             elif isinstance(leaf, Flaky):
-                v = Violation("exception", f"flaky: the failure did not reproduce on replay: {leaf}")
+                v = Violation(
+                    "exception", f"flaky: the failure did not reproduce on replay: {leaf}"
+                )
                 failures.append(_failure_type("exception")(v, {}, {}, {}))
             else:
                 raise
@@ -279,7 +288,9 @@ def run_one(
         )
         for f in failures
     ]
-    findings.sort(key=lambda f: CHECKS.index(f.check) if f.check in CHECKS else len(CHECKS))
+    findings.sort(
+        key=lambda f: CHECKS.index(f.check) if f.check in CHECKS else len(CHECKS)
+    )  # step checks last
     result.checks_failed = [f.check for f in findings]
     if unsupported and not findings:
         result.status, result.reason = UNSUPPORTED, f"unsupported in {mode.label}: {unsupported}"

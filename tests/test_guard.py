@@ -47,7 +47,9 @@ def assert_bit_identical(a: dict, b: dict) -> None:  # type: ignore[type-arg]
             assert torch.equal(torch.as_tensor(sa[k][name]), torch.as_tensor(sb[k][name])), name
 
 
-def trained(steps: int = 5, **guard_options) -> tuple[torch.nn.Module, torch.optim.Optimizer, GuardedStep]:  # type: ignore[no-untyped-def]
+def trained(
+    steps: int = 5, **guard_options
+) -> tuple[torch.nn.Module, torch.optim.Optimizer, GuardedStep]:  # type: ignore[no-untyped-def]
     model = mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     guard = GuardedStep(model, opt, **guard_options)
@@ -73,7 +75,11 @@ def test_nonfinite_gradients_are_caught_before_the_optimizer_step() -> None:
     handle = model[2].bias.register_hook(lambda g: g * math.inf)
     out = guard.step(loss_of(model, batch(99)))
     handle.remove()
-    assert out.skipped == "nonfinite_grad" and not out.stepped and not math.isfinite(out.grad_norm or 0.0)
+    assert (
+        out.skipped == "nonfinite_grad"
+        and not out.stepped
+        and not math.isfinite(out.grad_norm or 0.0)
+    )
     assert_bit_identical(before, snapshot(model, opt))  # Adam's moments and step count untouched
     assert guard.step(loss_of(model, batch(100))).stepped  # and training goes on
 
@@ -103,7 +109,9 @@ def test_a_slowly_rising_loss_is_not_a_spike() -> None:
     assert all(guard.step(loss_of(model, batch(0)) * (1 + 0.02 * i)).accepted for i in range(60))
 
 
-def sgd_after(micro_batches: list[tuple[torch.Tensor, torch.Tensor]], k: int, flush: bool = False) -> torch.nn.Module:
+def sgd_after(
+    micro_batches: list[tuple[torch.Tensor, torch.Tensor]], k: int, flush: bool = False
+) -> torch.nn.Module:
     model = mlp()
     guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), accumulation_steps=k)
     for b in micro_batches:
@@ -158,7 +166,9 @@ def test_clipping_happens_after_unscaling_with_a_grad_scaler() -> None:
     model = mlp()
     reference = copy.deepcopy(model)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)
-    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=1.0), scaler=scaler, max_grad_norm=0.01)
+    guard = GuardedStep(
+        model, torch.optim.SGD(model.parameters(), lr=1.0), scaler=scaler, max_grad_norm=0.01
+    )
     b = batch(0)
     out = guard.step(loss_of(model, b))
     assert out.stepped
@@ -166,7 +176,10 @@ def test_clipping_happens_after_unscaling_with_a_grad_scaler() -> None:
     grads = torch.autograd.grad(loss_of(reference, b), list(reference.parameters()))
     norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
     assert out.grad_norm == pytest.approx(float(norm), rel=1e-5)  # measured unscaled
-    applied = [(p0 - p1).detach() for p0, p1 in zip(reference.parameters(), model.parameters(), strict=True)]
+    applied = [
+        (p0 - p1).detach()
+        for p0, p1 in zip(reference.parameters(), model.parameters(), strict=True)
+    ]
     applied_norm = torch.linalg.vector_norm(torch.stack([a.norm() for a in applied]))
     assert float(applied_norm) == pytest.approx(0.01, rel=1e-3)
     for a, g in zip(applied, grads, strict=True):
@@ -187,10 +200,18 @@ def test_a_scaler_overflow_skips_the_step_and_backs_off_the_scale() -> None:
     assert_bit_identical(before, snapshot(model, opt))
 
 
-def test_a_collapsing_scale_raises_an_alarm_and_can_be_reset(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_collapsing_scale_raises_an_alarm_and_can_be_reset(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     model = mlp()
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
-    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), scaler=scaler, max_scale_cuts=3, reset_collapsed_scale=True)
+    guard = GuardedStep(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        scaler=scaler,
+        max_scale_cuts=3,
+        reset_collapsed_scale=True,
+    )
     handle = model[0].bias.register_hook(lambda g: g * math.inf)
     with caplog.at_level(logging.WARNING, logger="stress.guard"):
         for i in range(3):

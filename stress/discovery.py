@@ -30,10 +30,11 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def _targets_in(module: ModuleType, prefix: str) -> list[BaseTarget]:
+def _targets_in(module: ModuleType, prefix: str, origin: str) -> list[BaseTarget]:
     found: list[BaseTarget] = []
     for attr, value in vars(module).items():
         if isinstance(value, BaseTarget):
+            value.source = f"{origin}:{attr}"
             if not value.named:
                 value.name, value.named = f"{prefix}.{attr}", True
             found.append(value)
@@ -53,13 +54,13 @@ def collect_targets(paths: Iterable[str]) -> list[BaseTarget]:
         p = Path(raw)
         if p.exists():
             for f in _files(p):
-                targets += _targets_in(_import_file(f), f.stem)
+                targets += _targets_in(_import_file(f), f.stem, str(f))
         elif p.suffix == ".py" or "/" in raw:
             raise InvalidArgument(
                 f"no such file or directory {raw!r}; give .py files, folders of them, or module names"
             )
         else:
-            targets += _targets_in(_import_module(raw), raw.rsplit(".", 1)[-1])
+            targets += _targets_in(_import_module(raw), raw.rsplit(".", 1)[-1], raw)
     return targets
 
 

@@ -197,6 +197,7 @@ class FunctionSession:
         self.target, self.mode = target, mode
         self.executor = _Executor(target, mode)
         self.checks: list[Check] = target.checks()
+        self.check_names = [c.name for c in self.checks]
         self.strategy: SearchStrategy[Example] = examples(target.arguments, mode, target.dims)
         self.inputs: dict[str, Any] = {}
 

@@ -47,7 +47,8 @@ from .report.model import (
     environment,
 )
 from .report.storage import write_report
-from .targets import AnyTarget, make_target
+from .stability import stability_map
+from .targets import AnyTarget, Target, make_target
 
 __all__ = ["PROFILES", "fuzz", "run"]
 
@@ -141,9 +142,12 @@ def _failure_type(check: str) -> type[Failure]:
 class _Stats:
     examples: int = 0
     worst: dict[str, float] = field(default_factory=dict)
+    grad_norms: list[float] = field(default_factory=list)
 
     def add(self, figures: Mapping[str, float]) -> None:
         self.examples += 1
+        if "grad_norm" in figures and len(self.grad_norms) < 2000:
+            self.grad_norms.append(figures["grad_norm"])
         for k, v in figures.items():
             if not math.isnan(v):
                 self.worst[k] = max(self.worst.get(k, -math.inf), v)
@@ -191,6 +195,7 @@ class Session(Protocol):
 
     strategy: SearchStrategy[Any]
     inputs: dict[str, Any]  # the values of the example being run, kept for a finding
+    check_names: list[str]  # the checks it runs, in order
 
     def run(self, example: Any) -> tuple[dict[str, float], Violation | None]: ...
 
@@ -206,10 +211,9 @@ def _is_unsupported(e: Exception, mode: Mode) -> bool:
 
 
 def _search(
-    target: AnyTarget, mode: Mode, cfg: settings, seed: int | None
+    target: AnyTarget, session: Session, mode: Mode, cfg: settings, seed: int | None
 ) -> tuple[_Stats, list[Failure], str | None]:
     """Run one Hypothesis search; return statistics, shrunk failures, and an unsupported-op reason."""
-    session: Session = target.session(mode)
     stats = _Stats()
 
     def test(example: Any) -> None:
@@ -270,9 +274,13 @@ def run_one(
         result.status, result.reason = SKIPPED, skip
         return result, []
     start = time.perf_counter()
-    stats, failures, unsupported = _search(target, mode, cfg, seed)
+    session: Session = target.session(mode)
+    stats, failures, unsupported = _search(target, session, mode, cfg, seed)
     result.seconds = time.perf_counter() - start
-    result.examples, result.worst = stats.examples, stats.worst
+    result.examples, result.worst, result.grad_norms = stats.examples, stats.worst, stats.grad_norms
+    result.checks, result.source = ["exception", *session.check_names], target.source
+    if isinstance(target, Target) and not unsupported:
+        result.stability = stability_map(target, mode)
     findings = [
         Finding(
             target=target.name,
@@ -285,6 +293,7 @@ def run_one(
             reproduce_blob=f.blob,
             traceback=f.tb,
             inputs=f.inputs,
+            source=target.source,
         )
         for f in failures
     ]

@@ -76,6 +76,7 @@ class StepTarget(BaseTarget):
     accumulation_steps: int = 1
     max_grad_norm: float | None = None
     dims: dict[str, tuple[int, int]] = field(default_factory=dict)
+    source: str | None = None
 
     def session(self, mode: Mode) -> StepSession:
         return StepSession(self, mode)
@@ -106,6 +107,11 @@ class StepSession:
             examples(arguments, mode, target.dims), schedules(target.faults, target.max_steps)
         )
         self.inputs: dict[str, Any] = {}
+        self.check_names = ["finite_state", "skip_is_noop", "progress"]
+        if target.max_grad_norm is not None:
+            self.check_names.append("clip_bound")
+        if target.accumulation_steps > 1:
+            self.check_names.append("accumulation")
 
     def describe(self, example: tuple[Example, list[Fault]]) -> dict[str, str]:
         batch, schedule = example

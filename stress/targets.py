@@ -28,6 +28,7 @@ class BaseTarget(ABC):
     named: bool  # the name was given, so discovery keeps it instead of module.attribute
     expect: dict[str, str]
     reason: str | None
+    source: str | None  # "path/to/file.py:attr" or "module:attr", for replay
 
     def expected(self, mode_name: str) -> str:
         return self.expect.get(mode_name, "pass")
@@ -63,6 +64,7 @@ class Target(BaseTarget):
     max_grad_norm: float | None = None
     gradient_error: bool = True
     named: bool = False
+    source: str | None = None
 
     def __post_init__(self) -> None:
         functools.update_wrapper(self, self.fn, updated=())
@@ -123,6 +125,14 @@ def default_name(fn: Callable[..., Any]) -> str:
     """``Class.method`` or ``function``, without the ``<locals>`` of functions defined in functions."""
     qualname = getattr(fn, "__qualname__", None) or type(fn).__name__
     return qualname.rsplit("<locals>.", 1)[-1]
+
+
+def importable_source(fn: Callable[..., Any]) -> str | None:
+    """``module:qualname`` when the function can be imported again (not ``__main__``, not local)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
 
 
 def parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
@@ -208,6 +218,7 @@ def make_target(
         max_grad_norm=max_grad_norm,
         gradient_error=gradient_error,
         named=name is not None,
+        source=importable_source(fn),
     )
 
 

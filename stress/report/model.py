@@ -50,6 +50,7 @@ class Finding:
     reproduce_blob: str | None = None
     traceback: str | None = None
     inputs_file: str | None = None
+    source: str | None = None  # where the target can be imported from again, for replay
     inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -74,6 +75,7 @@ class Finding:
         d = asdict(self)
         d.pop("inputs")
         d["id"] = self.id
+        d["replay"] = f"stress replay REPORT {self.id!r}" if self.source else None
         d["figures"] = {k: _json_float(v) for k, v in self.figures.items()}
         return d
 
@@ -90,12 +92,17 @@ class Result:
     examples: int = 0
     seconds: float = 0.0
     worst: dict[str, float] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)  # every check that ran
     checks_failed: list[str] = field(default_factory=list)
     reason: str | None = None
+    grad_norms: list[float] = field(default_factory=list)  # per example, for distributions
+    stability: dict[str, Any] | None = None  # failure rate over log-magnitude × a scalar parameter
+    source: str | None = None  # where the target can be imported from again
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["worst"] = {k: _json_float(v) for k, v in self.worst.items()}
+        d["grad_norms"] = [_json_float(v) for v in self.grad_norms]
         return d
 
 
@@ -211,6 +218,8 @@ class Report:
             )
         try:
             results = [_load(Result, r, floats="worst") for r in data["results"]]
+            for r in results:
+                r.grad_norms = [_from_json_float(v) for v in r.grad_norms]
             findings = [_load(Finding, f, floats="figures") for f in data["findings"]]
             return cls(
                 results=results,
@@ -226,7 +235,7 @@ class Report:
 
 
 def _load(cls: type, data: dict[str, Any], floats: str) -> Any:
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls)} - {"inputs"}
     kwargs = {k: v for k, v in data.items() if k in names}
     kwargs[floats] = {k: _from_json_float(v) for k, v in kwargs.get(floats, {}).items()}
     return cls(**kwargs)

@@ -15,6 +15,8 @@ from .guard import GuardedStep as GuardedStep
 from .guard import StepOutcome as StepOutcome
 from .modes import DEFAULT_TOLERANCES as DEFAULT_TOLERANCES
 from .modes import Mode as Mode
+from .precision import compare_modes as compare_modes
+from .replay import replay as replay
 from .report import Finding as Finding
 from .report import Report as Report
 from .report import load_report as load_report
@@ -43,10 +45,12 @@ __all__ = [
     "StepTarget",
     "StressError",
     "Target",
+    "compare_modes",
     "fuzz",
     "fuzz_step",
     "guarded_step",
     "load_report",
+    "replay",
     "run",
     "st",
     "step_target",

@@ -1,4 +1,5 @@
-"""The ``stress`` command: ``run`` suites, ``fuzz`` one function.
+"""The ``stress`` command: ``run`` suites, ``fuzz`` one function, ``compare`` with a baseline,
+``replay`` a finding, ``merge`` shard reports, re-render a ``report``.
 
 Exit codes: 0 every expectation met, 1 a check failed (or an expected failure was not found),
 2 usage or input error, 130 interrupted (a partial report is still written).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,8 +19,11 @@ from rich.table import Table
 
 from .errors import StressError
 from .modes import DEVICES, MODE_NAMES
+from .replay import replay
+from .report.compare import FailOn, compare_reports, merge_reports, parse_fail_on
 from .report.markdown import STATUS_LABELS
 from .report.model import Finding, Report, Result
+from .report.storage import load_report, write_report
 from .runner import PROFILES, default_profile, run
 from .strategies import from_name, parse
 from .targets import Target, make_target, parameters
@@ -107,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "-k", dest="keyword", default=None, help="only targets whose name contains this text"
     )
+    p_run.add_argument(
+        "--baseline",
+        default=None,
+        help="a saved report to compare with: exit 1 only on regressions",
+    )
+    p_run.add_argument("--fail-on", type=_fail_on, default=FailOn(), help=FAIL_ON_HELP)
     p_fuzz = sub.add_parser("fuzz", help="fuzz one function: stress fuzz module:function")
     p_fuzz.add_argument("function", help="module:function or path/to/file.py:function")
     p_fuzz.add_argument(
@@ -119,7 +130,75 @@ def _parser() -> argparse.ArgumentParser:
     for p in (p_run, p_fuzz):
         for flags, kwargs in RUN_OPTIONS:
             p.add_argument(*flags, **kwargs)
+    p_cmp = sub.add_parser("compare", help="compare a run with a baseline: exit 1 on regressions")
+    p_cmp.add_argument("baseline", help="baseline report.json or its folder")
+    p_cmp.add_argument("new", help="new report.json or its folder")
+    p_cmp.add_argument("--fail-on", type=_fail_on, default=FailOn(), help=FAIL_ON_HELP)
+    p_cmp.add_argument(
+        "--markdown", default=None, help="also write the comparison as Markdown to this file"
+    )
+    p_rep = sub.add_parser("replay", help="re-run one finding from its stored counterexample")
+    p_rep.add_argument("report", help="report.json or its folder")
+    p_rep.add_argument("finding", help="finding id, number (1-based) or a unique part of its id")
+    p_merge = sub.add_parser("merge", help="merge shard reports into one")
+    p_merge.add_argument("reports", nargs="+", help="report.json files or their folders")
+    p_merge.add_argument("-o", "--output", required=True, help="folder for the merged report")
+    p_view = sub.add_parser("report", help="write report.md and report.html again from report.json")
+    p_view.add_argument("report", help="report.json or its folder")
     return parser
+
+
+FAIL_ON_HELP = "what counts as a regression: new-findings, status, error:<k>x, grad:<k>x. Default: new-findings,status"
+
+
+def _fail_on(text: str) -> FailOn:
+    try:
+        return parse_fail_on(text)
+    except StressError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _folder(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_dir() else p.parent
+
+
+def _compare(
+    base_path: str, report: Report, fail_on: FailOn, console: Console, markdown: str | None = None
+) -> int:
+    comparison = compare_reports(load_report(base_path), report, fail_on)
+    for w in comparison.warnings:
+        console.print(f"warning: {w}", markup=False)
+    table = Table(
+        title=f"compare: {len(comparison.regressions)} regression(s), {len(comparison.fixes)} fix(es)"
+    )
+    for column in ("change", "what", "detail"):
+        table.add_column(column, overflow="fold")
+    for c in comparison.changes:
+        table.add_row(c.kind, c.key, c.detail)
+    console.print(table)
+    if markdown:
+        Path(markdown).write_text(comparison.to_markdown())
+    return EXIT_OK if comparison.ok else EXIT_FAILED
+
+
+def _other_command(args: argparse.Namespace, console: Console) -> int:
+    if args.command == "compare":
+        return _compare(args.baseline, load_report(args.new), args.fail_on, console, args.markdown)
+    if args.command == "replay":
+        outcome = replay(args.report, args.finding)
+        console.print(str(outcome), markup=False)
+        return EXIT_FAILED if outcome.still_fails else EXIT_OK
+    if args.command == "merge":
+        out = Path(args.output)
+        merged = merge_reports([(load_report(p), _folder(p)) for p in args.reports], out)
+        write_report(merged, out)
+        console.print(f"{merged}\nmerged report: {out / 'report.json'}", markup=False)
+        return EXIT_OK if merged.ok else EXIT_FAILED
+    report = load_report(args.report)
+    write_report(report, _folder(args.report))
+    console.print(f"wrote report.md and report.html beside {args.report}", markup=False)
+    return EXIT_OK
 
 
 def _fuzz_target(function: str, args: list[str]) -> Target:
@@ -197,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     err = Console(stderr=True)
     try:
+        if args.command not in ("run", "fuzz"):
+            return _other_command(args, console)
         if args.command == "run":
             from .discovery import collect_targets
 
@@ -234,6 +315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _summary(report, console)
     path = report.settings.get("report_path")
     console.print(f"{report}\nreport: {path}", markup=False)
+    if getattr(args, "baseline", None):
+        try:
+            return _compare(args.baseline, report, args.fail_on, console)
+        except StressError as e:
+            err.print(f"stress run: {e}", markup=False, highlight=False)
+            return EXIT_USAGE
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

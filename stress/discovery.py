@@ -78,6 +78,8 @@ def load_object(ref: str) -> Any:
     module_ref, sep, attr = ref.rpartition(":")
     if not sep or not module_ref or not attr:
         raise InvalidArgument(f"expected 'module:function' or 'file.py:function', got {ref!r}")
+    if module_ref.endswith(".py") and not Path(module_ref).exists():
+        raise InvalidArgument(f"no such file {module_ref!r}")
     module = (
         _import_file(Path(module_ref)) if module_ref.endswith(".py") else _import_module(module_ref)
     )

@@ -204,7 +204,12 @@ class FunctionSession:
     def run(self, example: Example) -> tuple[dict[str, float], Violation | None]:
         """Figures of the example and the first violated check; the user's exceptions propagate."""
         mode = self.mode
-        values = {k: round_to_mode(r.materialize(mode), mode) for k, r in example.recipes.items()}
+        return self.check_values(
+            {k: round_to_mode(r.materialize(mode), mode) for k, r in example.recipes.items()}
+        )
+
+    def check_values(self, values: dict[str, Any]) -> tuple[dict[str, float], Violation | None]:
+        """Evaluate and check given (already rounded) values: what replaying a finding does."""
         self.inputs = {
             k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()
         }

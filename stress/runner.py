@@ -351,7 +351,7 @@ def run(
                 report.results.append(result)
                 report.findings.extend(findings)
                 if out is not None:
-                    write_report(report, out)
+                    write_report(report, out, html=False)
                 if on_result is not None:
                     on_result(result, findings)
         report.complete = True

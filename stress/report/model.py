@@ -57,6 +57,11 @@ class Finding:
     def id(self) -> str:
         return f"{self.target}[{self.mode}]:{self.check}"
 
+    @property
+    def replay(self) -> str | None:
+        """The command that re-runs this finding from its stored counterexample."""
+        return f"stress replay REPORT '{self.id}'" if self.source and self.inputs_file else None
+
     def __str__(self) -> str:
         tag = "expected" if self.expected else "UNEXPECTED"
         args = ", ".join(f"{k}={v}" for k, v in self.counterexample.items())
@@ -75,7 +80,7 @@ class Finding:
         d = asdict(self)
         d.pop("inputs")
         d["id"] = self.id
-        d["replay"] = f"stress replay REPORT {self.id!r}" if self.source else None
+        d["replay"] = self.replay
         d["figures"] = {k: _json_float(v) for k, v in self.figures.items()}
         return d
 

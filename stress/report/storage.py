@@ -28,6 +28,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -38,8 +39,11 @@ def _save(obj: object, fh: IO[bytes]) -> None:
     torch.save(obj, fh)
 
 
-def write_report(report: Report, directory: str | os.PathLike[str]) -> Path:
-    """Write ``report.json``, ``report.md`` and each finding's input tensors into ``directory``."""
+def write_report(report: Report, directory: str | os.PathLike[str], *, html: bool = True) -> Path:
+    """Write ``report.json``, ``report.md``, ``report.html`` and the findings' tensors into ``directory``.
+
+    ``html=False`` skips the page (plots take a moment): the runner writes it once, at the end.
+    """
     out = Path(directory)
     for i, f in enumerate(report.findings):
         if f.inputs is not None and f.inputs_file is None:
@@ -49,6 +53,11 @@ def write_report(report: Report, directory: str | os.PathLike[str]) -> Path:
     text = json.dumps(report.to_dict(), indent=2, allow_nan=False)
     atomic_write(out / "report.json", lambda fh: fh.write(text.encode()))
     atomic_write(out / "report.md", lambda fh: fh.write(to_markdown(report).encode()))
+    if html:
+        from .html import to_html  # matplotlib loads only when a page is written
+
+        page = to_html(report)
+        atomic_write(out / "report.html", lambda fh: fh.write(page.encode()))
     return out / "report.json"
 
 

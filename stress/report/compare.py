@@ -1,0 +1,202 @@
+"""Comparing a run with a baseline, and merging shard reports.
+
+A finding is keyed by ``target[mode]:check``. Against a baseline, an unexpected finding that is
+new is a regression, a finding that vanished is a fix, and a status that got worse
+(passed → failed, xfailed → xpassed …) is a regression too. With ``error:2x`` in ``--fail-on``,
+a worst error (in eps units) that grew by more than that factor is one as well.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import InvalidArgument
+from .model import Finding, Report, Result
+
+__all__ = ["Comparison", "FailOn", "compare_reports", "merge_reports", "parse_fail_on"]
+
+_ENV_KEYS = ("torch", "cuda", "gpu", "python", "hypothesis")
+
+
+@dataclass(frozen=True)
+class FailOn:
+    """What counts as a regression; parsed once, up front, from ``--fail-on``."""
+
+    new_findings: bool = True
+    status: bool = True
+    error_factor: float | None = None
+    grad_factor: float | None = None
+
+
+_RULE = re.compile(r"^(error|grad):(\d+(?:\.\d+)?)x$")
+
+
+def parse_fail_on(text: str) -> FailOn:
+    """``"new-findings,status,error:2x,grad:10x"`` → :class:`FailOn`."""
+    rules = [r.strip() for r in text.split(",") if r.strip()]
+    if not rules:
+        raise InvalidArgument(
+            "--fail-on is empty; accepted rules: new-findings, status, error:<k>x, grad:<k>x"
+        )
+    options: dict[str, Any] = {"new_findings": False, "status": False}
+    for rule in rules:
+        m = _RULE.match(rule)
+        if rule == "new-findings":
+            options["new_findings"] = True
+        elif rule == "status":
+            options["status"] = True
+        elif m and float(m.group(2)) > 1:
+            options[f"{m.group(1)}_factor"] = float(m.group(2))
+        else:
+            raise InvalidArgument(
+                f"--fail-on rule {rule!r} is not understood; accepted rules: new-findings, status, "
+                "error:<k>x, grad:<k>x with k > 1 (e.g. error:2x)"
+            )
+    return FailOn(**options)
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # regression, fix, worse, better, new-expected
+    key: str
+    detail: str
+
+
+@dataclass
+class Comparison:
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "regression"]
+
+    @property
+    def fixes(self) -> list[Change]:
+        return [c for c in self.changes if c.kind == "fix"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.regressions
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"change": c.kind, "what": c.key, "detail": c.detail} for c in self.changes],
+            columns=["change", "what", "detail"],
+        )
+
+    def to_markdown(self) -> str:
+        verdict = "no regressions" if self.ok else f"**{len(self.regressions)} regression(s)**"
+        lines = [f"## torch-stress compare: {verdict}, {len(self.fixes)} fix(es)", ""]
+        lines += [f"> ⚠️ {w}" for w in self.warnings]
+        if self.changes:
+            lines += ["", "| change | what | detail |", "|---|---|---|"]
+            lines += [
+                f"| {c.kind} | `{c.key}` | {c.detail.replace('|', '/')} |" for c in self.changes
+            ]
+        return "\n".join(lines) + "\n"
+
+
+_RANK = {"passed": 0, "skipped": 0, "unsupported": 0, "xfailed": 0, "failed": 1, "xpassed": 1}
+
+
+def compare_reports(base: Report, new: Report, fail_on: FailOn | None = None) -> Comparison:
+    """What changed from ``base`` to ``new``; see the module docstring for the rules."""
+    rules = fail_on or FailOn()
+    out = Comparison()
+    for k in _ENV_KEYS:
+        a, b = base.environment.get(k), new.environment.get(k)
+        if a != b:
+            out.warnings.append(f"environments differ: {k} {a!r} in the baseline, {b!r} now")
+    base_results = {(r.target, r.mode): r for r in base.results}
+    new_results = {(r.target, r.mode): r for r in new.results}
+    common = base_results.keys() & new_results.keys()
+    base_findings = {f.id: f for f in base.findings}
+    new_findings = {f.id: f for f in new.findings}
+    for fid, f in new_findings.items():
+        if fid in base_findings or ((f.target, f.mode) not in common and base_results):
+            continue
+        if f.expected:
+            out.changes.append(Change("new-expected", fid, f.message))
+        else:
+            out.changes.append(
+                Change("regression" if rules.new_findings else "new", fid, f.message)
+            )
+    for fid, f in base_findings.items():
+        if fid not in new_findings and (f.target, f.mode) in common:
+            out.changes.append(Change("fix", fid, f"no longer found: {f.message}"))
+    for key in sorted(common):
+        a, b = base_results[key], new_results[key]
+        label = f"{key[0]}[{key[1]}]"
+        if _RANK[b.status] > _RANK[a.status]:
+            out.changes.append(
+                Change(
+                    "regression" if rules.status else "worse",
+                    label,
+                    f"status {a.status} → {b.status}",
+                )
+            )
+        for figure, factor in (("error_eps", rules.error_factor), ("grad_norm", rules.grad_factor)):
+            _ratio_change(out, label, a, b, figure, factor)
+    return out
+
+
+def _ratio_change(
+    out: Comparison, label: str, a: Result, b: Result, figure: str, factor: float | None
+) -> None:
+    old, now = a.worst.get(figure), b.worst.get(figure)
+    if old is None or now is None or old <= 0 or factor is None:
+        return
+    ratio = now / old
+    if ratio > factor:
+        out.changes.append(
+            Change(
+                "regression",
+                label,
+                f"worst {figure} {old:.3g} → {now:.3g} ({ratio:.3g}×, limit {factor:g}×)",
+            )
+        )
+    elif ratio < 1 / factor:
+        out.changes.append(Change("better", label, f"worst {figure} {old:.3g} → {now:.3g}"))
+
+
+def merge_reports(reports: list[tuple[Report, Path]], out_dir: Path) -> Report:
+    """One report from shard reports (each with the folder it was read from); tensors are copied."""
+    if not reports:
+        raise InvalidArgument("merge needs at least one report")
+    first = reports[0][0]
+    merged = Report(environment=first.environment, settings=dict(first.settings))
+    merged.settings["merged_from"] = [r.run_id for r, _ in reports]
+    merged.settings["targets"] = []
+    merged.settings.pop("shard", None)
+    seen: set[tuple[str, str]] = set()
+    for report, folder in reports:
+        for r in report.results:
+            if (r.target, r.mode) in seen:
+                raise InvalidArgument(
+                    f"{r.target}[{r.mode}] appears in more than one report: shards must not overlap"
+                )
+            seen.add((r.target, r.mode))
+            merged.results.append(r)
+        merged.settings["targets"] += [
+            t for t in report.settings.get("targets", []) if t not in merged.settings["targets"]
+        ]
+        for f in report.findings:
+            merged.findings.append(_copy_inputs(f, folder, out_dir, len(merged.findings)))
+    merged.complete = all(r.complete for r, _ in reports)
+    return merged
+
+
+def _copy_inputs(f: Finding, folder: Path, out_dir: Path, index: int) -> Finding:
+    if f.inputs_file and (folder / f.inputs_file).exists():
+        name = f"findings/{index:03d}.pt"
+        (out_dir / "findings").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / f.inputs_file, out_dir / name)
+        f.inputs_file = name
+    return f

@@ -11,91 +11,25 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import StressError
-from .modes import DEVICES, MODE_NAMES
+from .options import add_search_options, in_shard
 from .replay import replay
 from .report.compare import FailOn, compare_reports, merge_reports, parse_fail_on
 from .report.markdown import STATUS_LABELS
 from .report.model import Finding, Report, Result
 from .report.storage import load_report, write_report
-from .runner import PROFILES, default_profile, run
+from .runner import default_profile, run
 from .strategies import from_name, parse
 from .targets import Target, make_target, parameters
 
-__all__ = ["RUN_OPTIONS", "main"]
+__all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _modes(text: str) -> list[str]:
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    for m in names:
-        if m.partition("@")[0] not in MODE_NAMES:
-            raise argparse.ArgumentTypeError(
-                f"unknown mode {m!r}; accepted modes are {', '.join(MODE_NAMES)}"
-            )
-    if not names:
-        raise argparse.ArgumentTypeError("give at least one mode")
-    return names
-
-
-# Shared by the CLI and (later) the pytest plugin: (flags, argparse keyword arguments).
-RUN_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (
-        ("--modes",),
-        dict(
-            type=_modes,
-            default=list(MODE_NAMES),
-            help=f"comma-separated precision modes. Default: {','.join(MODE_NAMES)}",
-        ),
-    ),
-    (
-        ("--device",),
-        dict(
-            choices=DEVICES,
-            default="cpu",
-            help="device to run on; auto picks cuda when present. Default: %(default)s",
-        ),
-    ),
-    (
-        ("--profile",),
-        dict(
-            choices=tuple(PROFILES),
-            default=None,
-            help="Hypothesis settings profile. Default: ci when $CI is set, else dev",
-        ),
-    ),
-    (
-        ("--max-examples",),
-        dict(
-            type=_positive_int,
-            default=None,
-            help="examples per target and mode (overrides the profile)",
-        ),
-    ),
-    (("--seed",), dict(type=int, default=None, help="seed for a reproducible search")),
-    (
-        ("--report-dir",),
-        dict(default="reports", help="where reports/<run-id>/ is written. Default: %(default)s"),
-    ),
-    (("--no-progress",), dict(action="store_true", help="no progress bar")),
-]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,8 +62,13 @@ def _parser() -> argparse.ArgumentParser:
         help='strategy for a parameter, e.g. x=\'embeddings(("B", "D"))\'; others are inferred from their names',
     )
     for p in (p_run, p_fuzz):
-        for flags, kwargs in RUN_OPTIONS:
-            p.add_argument(*flags, **kwargs)
+        add_search_options(p.add_argument)
+        p.add_argument(
+            "--report-dir",
+            default="reports",
+            help="where reports/<run-id>/ is written. Default: %(default)s",
+        )
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p_cmp = sub.add_parser("compare", help="compare a run with a baseline: exit 1 on regressions")
     p_cmp.add_argument("baseline", help="baseline report.json or its folder")
     p_cmp.add_argument("new", help="new report.json or its folder")
@@ -284,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             targets = collect_targets(args.paths)
             if args.keyword:
                 targets = [t for t in targets if args.keyword in t.name]
+            targets = [t for t in targets if in_shard(t.name, args.shard)]
             if not targets:
                 err.print(
                     f"stress run: no targets found in {' '.join(args.paths)}"

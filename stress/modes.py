@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import InvalidArgument, check_choice
+from .options import DEVICES, MODE_NAMES
 
 __all__ = [
     "DEFAULT_TOLERANCES",
@@ -71,7 +72,7 @@ _MODE_TABLE: dict[str, tuple[torch.dtype, torch.dtype | None]] = {
     "amp-fp16": (torch.float32, torch.float16),
     "amp-bf16": (torch.float32, torch.bfloat16),
 }
-MODE_NAMES: tuple[str, ...] = tuple(_MODE_TABLE)
+assert tuple(_MODE_TABLE) == MODE_NAMES
 
 DEFAULT_TOLERANCES: dict[str, float] = {
     "fp32": 1e-4,
@@ -80,7 +81,6 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "amp-fp16": 1e-2,
     "amp-bf16": 5e-2,
 }
-DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 
 
 def resolve_device(device: str) -> str:

@@ -33,7 +33,9 @@ if sys.version_info < (3, 11):
 
 from .checks import CHECKS, Violation
 from .errors import InvalidArgument, check_choice
+from .events import LISTENERS
 from .modes import MODE_NAMES, Mode, resolve_modes
+from .options import PROFILE_NAMES
 from .report.model import (
     FAILED,
     PASSED,
@@ -72,11 +74,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     # nightly: a long targeted search
     "thorough": dict(max_examples=1000, database=None),
 }
+assert tuple(PROFILES) == PROFILE_NAMES
 for _name, _opts in PROFILES.items():
     settings.register_profile(f"stress-{_name}", **_COMMON, **_opts)
 
 
-def _settings(profile: str, max_examples: int | None, seed: int | None) -> settings:
+def search_settings(profile: str, max_examples: int | None, seed: int | None) -> settings:
+    """The Hypothesis settings of a search: the profile, then the overrides."""
     check_choice("profile", profile, tuple(PROFILES))
     opts: dict[str, Any] = {}
     if max_examples is not None:
@@ -331,7 +335,7 @@ def run(
     targets = list(targets)
     resolved = resolve_modes(modes, device)
     profile = profile or default_profile()
-    cfg = _settings(profile, max_examples, seed)
+    cfg = search_settings(profile, max_examples, seed)
     report = Report(
         settings={
             "profile": profile,
@@ -354,6 +358,8 @@ def run(
                     write_report(report, out, html=False)
                 if on_result is not None:
                     on_result(result, findings)
+                for listener in LISTENERS:
+                    listener(result, findings)
         report.complete = True
     finally:
         if out is not None:

@@ -166,8 +166,13 @@ def _ratio_change(
         out.changes.append(Change("better", label, f"worst {figure} {old:.3g} → {now:.3g}"))
 
 
-def merge_reports(reports: list[tuple[Report, Path]], out_dir: Path) -> Report:
-    """One report from shard reports (each with the folder it was read from); tensors are copied."""
+def merge_reports(
+    reports: list[tuple[Report, Path]], out_dir: Path, *, strict: bool = True
+) -> Report:
+    """One report from shard reports (each with the folder it was read from); tensors are copied.
+
+    ``strict`` refuses a target × mode found in two reports (shards must not overlap).
+    """
     if not reports:
         raise InvalidArgument("merge needs at least one report")
     first = reports[0][0]
@@ -178,7 +183,7 @@ def merge_reports(reports: list[tuple[Report, Path]], out_dir: Path) -> Report:
     seen: set[tuple[str, str]] = set()
     for report, folder in reports:
         for r in report.results:
-            if (r.target, r.mode) in seen:
+            if strict and (r.target, r.mode) in seen:
                 raise InvalidArgument(
                     f"{r.target}[{r.mode}] appears in more than one report: shards must not overlap"
                 )

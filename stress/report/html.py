@@ -61,6 +61,9 @@ def _matrix(report: Report) -> str:
     )
     if frame.empty:
         return "<p>No results.</p>"
+    frame = frame.drop_duplicates(
+        ["target", "mode"], keep="last"
+    )  # a target fuzzed twice in a session
     pivot = frame.pivot(index="target", columns="mode", values="status")
     pivot = pivot.reindex(
         index=list(dict.fromkeys(frame["target"])), columns=list(dict.fromkeys(frame["mode"]))

@@ -1,0 +1,304 @@
+"""pytest plugin: stress targets as test items, one per target × mode, and a merged report.
+
+Loaded through the ``pytest11`` entry point. It imports torch only when a stress item runs or
+the ``stress_fuzz`` fixture is used, so ordinary test sessions pay nothing.
+
+- ``pytest suites/`` collects ``@stress.target`` / ``@stress.step_target`` declarations from
+  ``.py`` files (and from test modules) as items ``name[mode]``; ``expect="fail"`` behaves as a
+  strict xfail, unsupported and unavailable modes as skips.
+- Options (group ``stress``): ``--stress-modes``, ``--stress-device``, ``--stress-profile``,
+  ``--stress-max-examples``, ``--stress-seed``, ``--stress-shard i/n``, ``--stress-report DIR``
+  (one merged report for the session, including ``stress.fuzz`` calls inside ordinary tests,
+  also under pytest-xdist) and ``--stress-baseline FILE`` (fail only on regressions).
+- ``@pytest.mark.stress(modes=..., max_examples=...)`` with validated keywords, read by the
+  ``stress_fuzz`` fixture.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .events import LISTENERS
+from .options import add_search_options, in_shard
+
+_DECLARES = re.compile(r"@stress\.(step_)?target\b|stress\.(step_)?target\(")
+MARKER_KEYWORDS = frozenset(
+    {
+        "modes",
+        "device",
+        "profile",
+        "max_examples",
+        "seed",
+        "dims",
+        "wrt",
+        "tolerances",
+        "expect",
+        "reason",
+        "max_output",
+        "max_grad_norm",
+    }
+)
+_SESSION = pytest.StashKey["_StressSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stress", "torch-stress: numerical stress testing")
+    add_search_options(group.addoption, prefix="--stress-", dest_prefix="stress_")
+    group.addoption(
+        "--stress-report",
+        dest="stress_report",
+        default=None,
+        metavar="DIR",
+        help="write one merged report of the session into DIR. Default: none",
+    )
+    group.addoption(
+        "--stress-baseline",
+        dest="stress_baseline",
+        default=None,
+        metavar="FILE",
+        help="a saved report: stress items fail only on regressions against it. Default: none",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "stress(**options): options for the stress_fuzz fixture in this test; keywords: "
+        + ", ".join(sorted(MARKER_KEYWORDS)),
+    )
+    session = _StressSession(config)
+    config.stash[_SESSION] = session
+    LISTENERS.append(session.record)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None and session.record in LISTENERS:
+        LISTENERS.remove(session.record)
+
+
+class _StressSession:
+    """Everything the session ran through torch-stress, and how to write it out."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[Any] = []
+        self.findings: list[Any] = []
+        self.worker_dirs: list[Path] = []
+        self._baseline: Any = None
+
+    def record(self, result: Any, findings: list[Any]) -> None:
+        self.results.append(result)
+        self.findings.extend(findings)
+
+    def option(self, name: str) -> Any:
+        return self.config.getoption(f"stress_{name}")
+
+    def baseline_ids(self) -> set[str]:
+        path = self.option("baseline")
+        if path is None:
+            return set()
+        if self._baseline is None:
+            from .report.storage import load_report
+
+            self._baseline = {f.id for f in load_report(path).findings}
+        return set(self._baseline)
+
+    def report(self) -> Any:
+        from .report.model import Report, environment
+
+        report = Report(
+            results=list(self.results), findings=list(self.findings), environment=environment()
+        )
+        report.settings = {
+            "profile": self.option("profile") or "ci",
+            "modes": self.option("modes"),
+            "device": self.option("device"),
+            "seed": self.option("seed"),
+            "shard": "/".join(map(str, self.option("shard"))) if self.option("shard") else None,
+            "targets": list(dict.fromkeys(r.target for r in self.results)),
+        }
+        report.complete = True
+        return report
+
+
+# ------------------------------------------------------------------------- collection
+
+
+def _is_test_module(path: Path) -> bool:
+    return path.name.startswith(("test_", "conftest", "_")) or path.name.endswith("_test.py")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix != ".py" or _is_test_module(file_path):
+        return (
+            None  # test modules are collected by pytest; their targets by pytest_pycollect_makeitem
+        )
+    try:
+        declares = _DECLARES.search(file_path.read_text(errors="replace"))
+    except OSError:
+        return None
+    return StressFile.from_parent(parent, path=file_path) if declares else None
+
+
+def pytest_pycollect_makeitem(
+    collector: pytest.Collector, name: str, obj: object
+) -> list[pytest.Item] | None:
+    from .targets import BaseTarget  # the test module imported stress already
+
+    # other files (also collected as modules when named on the command line) are StressFiles
+    if isinstance(obj, BaseTarget) and _is_test_module(collector.path):
+        return list(_items(collector, obj, name))
+    return None
+
+
+class StressFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from .discovery import collect_targets
+
+        for target in collect_targets([str(self.path)]):
+            yield from _items(self, target, target.name.split(".", 1)[-1])
+
+
+def _items(parent: pytest.Collector, target: Any, name: str) -> Iterator[pytest.Item]:
+    from .modes import resolve_modes
+
+    session: _StressSession = parent.config.stash[_SESSION]
+    for mode in resolve_modes(session.option("modes"), session.option("device")):
+        yield StressItem.from_parent(parent, name=f"{name}[{mode.label}]", target=target, mode=mode)
+
+
+class StressFailure(Exception):
+    """A stress item failed; its message is the findings, without harness frames."""
+
+
+class StressItem(pytest.Item):
+    def __init__(self, *, target: Any, mode: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target, self.mode = target, mode
+
+    def runtest(self) -> None:
+        from .runner import default_profile, run
+
+        session: _StressSession = self.config.stash[_SESSION]
+        report = run(
+            [self.target],
+            modes=[self.mode],
+            profile=session.option("profile") or default_profile(),
+            max_examples=session.option("max_examples"),
+            seed=session.option("seed"),
+        )
+        (result,) = report.results
+        if result.status in ("skipped", "unsupported"):
+            pytest.skip(result.reason or result.status)
+        if result.status == "xfailed":
+            pytest.xfail(result.reason or "expected failure found")
+        if result.status == "xpassed":
+            raise StressFailure(f"[XPASS(strict)] {result.reason}")
+        if result.status == "failed":
+            unexpected = [f for f in report.findings if not f.expected]
+            known = session.baseline_ids()
+            if known and all(f.id in known for f in unexpected):
+                pytest.xfail(f"known in the baseline: {', '.join(f.id for f in unexpected)}")
+            raise StressFailure("\n\n".join(str(f) for f in unexpected))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, StressFailure):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"stress: {self.name}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("stress_shard")
+    for item in items:
+        marker = item.get_closest_marker("stress")
+        if marker is None:
+            continue
+        unknown = sorted(set(marker.kwargs) - MARKER_KEYWORDS)
+        if marker.args or unknown:
+            raise pytest.UsageError(
+                f"{item.nodeid}: @pytest.mark.stress takes keywords only; got "
+                f"{'positional arguments ' + repr(marker.args) if marker.args else 'unknown ' + repr(unknown)}; "
+                f"accepted: {', '.join(sorted(MARKER_KEYWORDS))}"
+            )
+    if shard is None:
+        return
+    keep = [i for i in items if not isinstance(i, StressItem) or in_shard(i.target.name, shard)]
+    dropped = [i for i in items if i not in keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+@pytest.fixture
+def stress_fuzz(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """``stress_fuzz(fn, **strategies)``: ``stress.fuzz`` with the session's and the marker's options."""
+    from .runner import default_profile, fuzz
+
+    session: _StressSession = request.config.stash[_SESSION]
+    marker = request.node.get_closest_marker("stress")
+    options: dict[str, Any] = {
+        "modes": session.option("modes"),
+        "device": session.option("device"),
+        "profile": session.option("profile") or default_profile(),
+        "max_examples": session.option("max_examples"),
+        "seed": session.option("seed"),
+    }
+    options.update(marker.kwargs if marker else {})
+
+    def call(fn: Callable[..., Any], **strategies: Any) -> Any:
+        return fuzz(fn, **{**options, **strategies})
+
+    return call
+
+
+# ------------------------------------------------------------------ reports and xdist
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    stress: _StressSession = config.stash[_SESSION]
+    out = stress.option("report")
+    if out is None or not (stress.results or stress.worker_dirs):
+        return
+    from .report.compare import merge_reports
+    from .report.storage import load_report, write_report
+
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand a partial report to the controller
+        folder = Path(out) / ".workers" / str(config.workerinput["workerid"])  # type: ignore[attr-defined]
+        write_report(stress.report(), folder, html=False)
+        workeroutput["stress_report_dir"] = str(folder)
+        return
+    parts = [(stress.report(), Path(out))] if stress.results else []
+    parts += [(load_report(d), d) for d in stress.worker_dirs]
+    merged = merge_reports(parts, Path(out), strict=False) if stress.worker_dirs else parts[0][0]
+    write_report(merged, out)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    folder = getattr(node, "workeroutput", {}).get("stress_report_dir")
+    if folder:
+        node.config.stash[_SESSION].worker_dirs.append(Path(folder))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    stress: _StressSession = config.stash[_SESSION]
+    out = stress.option("report")
+    if (
+        out
+        and (stress.results or stress.worker_dirs)
+        and getattr(config, "workeroutput", None) is None
+    ):
+        terminalreporter.write_line(
+            f"torch-stress report: {Path(out) / 'report.json'} (and report.md, report.html)"
+        )

@@ -39,9 +39,17 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def stress(session: nox.Session) -> None:
-    """Run the built-in suites on the CPU in every mode and write reports/."""
-    install(session)
-    session.run("stress", "run", "suites", *(session.posargs or ["--profile", "ci"]))
+    """Run the built-in suites through the pytest plugin (ci profile) and write reports/stress/."""
+    install(session, "test")
+    args = session.posargs or [
+        "--stress-profile",
+        "ci",
+        "--stress-report",
+        "reports/stress",
+        "-n",
+        "2",
+    ]
+    session.run("python", "-m", "pytest", "suites/", "-p", "no:cacheprovider", *args)
 
 
 @nox.session(python="3.11", default=False)

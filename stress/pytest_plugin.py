@@ -16,7 +16,9 @@ the ``stress_fuzz`` fixture is used, so ordinary test sessions pay nothing.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _share_cores_between_workers(config: pytest.Config) -> None:
+    """Under pytest-xdist, give each worker its share of the cores: torch's default (all cores
+    per process) oversubscribes the machine and makes ``-n 2`` slower than one process."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // int(workerinput.get("workercount", 1))))
+    os.environ.setdefault("OMP_NUM_THREADS", threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    _share_cores_between_workers(config)
     config.addinivalue_line(
         "markers",
         "stress(**options): options for the stress_fuzz fixture in this test; keywords: "

@@ -18,7 +18,7 @@ from rich.table import Table
 
 from .errors import StressError
 from .options import add_search_options, in_shard
-from .replay import replay
+from .replay import explain, replay
 from .report.compare import FailOn, compare_reports, merge_reports, parse_fail_on
 from .report.markdown import STATUS_LABELS
 from .report.model import Finding, Report, Result
@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     p_rep = sub.add_parser("replay", help="re-run one finding from its stored counterexample")
     p_rep.add_argument("report", help="report.json or its folder")
     p_rep.add_argument("finding", help="finding id, number (1-based) or a unique part of its id")
+    p_explain = sub.add_parser(
+        "explain", help="where a finding's first NaN/Inf or large error appeared, and why"
+    )
+    p_explain.add_argument("report", help="report.json or its folder")
+    p_explain.add_argument(
+        "finding", help="finding id, number (1-based) or a unique part of its id"
+    )
     p_merge = sub.add_parser("merge", help="merge shard reports into one")
     p_merge.add_argument("reports", nargs="+", help="report.json files or their folders")
     p_merge.add_argument("-o", "--output", required=True, help="folder for the merged report")
@@ -128,6 +135,9 @@ def _other_command(args: argparse.Namespace, console: Console) -> int:
         outcome = replay(args.report, args.finding)
         console.print(str(outcome), markup=False)
         return EXIT_FAILED if outcome.still_fails else EXIT_OK
+    if args.command == "explain":
+        console.print(explain(load_report(args.report), args.finding), markup=False)
+        return EXIT_OK
     if args.command == "merge":
         out = Path(args.output)
         merged = merge_reports([(load_report(p), _folder(p)) for p in args.reports], out)

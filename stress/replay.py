@@ -9,11 +9,11 @@ from pathlib import Path
 from .discovery import load_object
 from .errors import InvalidArgument, ReportError
 from .modes import Mode
-from .report.model import Finding
+from .report.model import Finding, Report
 from .report.storage import load_inputs, load_report
 from .targets import Target, make_target
 
-__all__ = ["ReplayOutcome", "replay"]
+__all__ = ["ReplayOutcome", "explain", "replay"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,24 @@ def _select(findings: list[Finding], which: str) -> Finding:
     raise InvalidArgument(
         f"finding {which!r} matches {len(matches)} findings; give an id or a number 1..{len(findings)} (ids: {ids})"
     )
+
+
+def explain(report: Report, finding: str) -> str:
+    """A finding with its diagnosis: the op, the user's line, statistics and mechanism."""
+    f = _select(report.findings, finding)
+    if not f.diagnosis:
+        return (
+            f"{f}\n  no diagnosis: {f.check} is a logic invariant or no op produced the bad value"
+        )
+    d = f.diagnosis
+    stats = "\n".join(f"  {side}: {_stats_line(d[side])}" for side in ("inputs", "output"))
+    return f"{f}\n{stats}\n  mechanism: {d.get('mechanism') or 'unknown'}"
+
+
+def _stats_line(s: dict[str, float]) -> str:
+    if not s:
+        return "no floating values"
+    return ", ".join(f"{k} {v:.4g}" for k, v in s.items())
 
 
 def replay(report: str | os.PathLike[str], finding: str) -> ReplayOutcome:

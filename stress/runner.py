@@ -32,6 +32,7 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 from .checks import CHECKS, Violation
+from .diagnosis import diagnose
 from .errors import InvalidArgument, check_choice
 from .events import LISTENERS
 from .modes import MODE_NAMES, Mode, resolve_modes
@@ -126,6 +127,7 @@ class Failure(Exception):
         self.violation, self.counterexample, self.inputs = violation, counterexample, inputs
         self.figures, self.tb = figures, tb
         self.blob: str | None = None
+        self.example: Any = None  # the shrunk example, replayed once more for the diagnosis
 
 
 _FAILURE_TYPES: dict[str, type[Failure]] = {}
@@ -228,15 +230,19 @@ def _search(
                 raise _Unsupported(f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
             tb = "".join(traceback.format_exception(e))
             v = Violation("exception", f"{type(e).__name__}: {e}")
-            raise _failure_type("exception")(
+            failure = _failure_type("exception")(
                 v, session.describe(example), session.inputs, {}, tb
-            ) from None
+            )
+            failure.example = example
+            raise failure from None
         stats.add(figures)
         _steer(figures)
         if violation is not None:
-            raise _failure_type(violation.check)(
+            failure = _failure_type(violation.check)(
                 violation, session.describe(example), session.inputs, figures
             )
+            failure.example = example
+            raise failure
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", f"{target.name}__{mode.label}")
     wrapped: Any = given(session.strategy)(test)
@@ -265,6 +271,34 @@ def _search(
                 raise
         return stats, failures, unsupported
     return stats, [], None
+
+
+NUMERIC_CHECKS = frozenset(
+    {
+        "exception",
+        "finite_forward",
+        "finite_gradients",
+        "output_bound",
+        "gradient_bound",
+        "error",
+        "gradient_error",
+        "finite_state",
+    }
+)
+
+
+def _diagnose(session: Session, failure: Failure, mode: Mode) -> dict[str, Any] | None:
+    """Replay the shrunk counterexample under the op tracer (never during the search)."""
+    if failure.example is None or failure.violation.check not in NUMERIC_CHECKS:
+        return None  # logic invariants (accumulation, skip, progress, clipping) have no op to blame
+    wrong_but_finite = failure.violation.check in ("error", "gradient_error")
+    found = diagnose(
+        lambda: session.run(failure.example),
+        mode,
+        mode.tolerance(),
+        wrong_but_finite=wrong_but_finite,
+    )
+    return found.to_dict() if found is not None else None
 
 
 def run_one(
@@ -298,6 +332,7 @@ def run_one(
             traceback=f.tb,
             inputs=f.inputs,
             source=target.source,
+            diagnosis=_diagnose(session, f, mode),
         )
         for f in failures
     ]

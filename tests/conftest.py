@@ -18,3 +18,14 @@ def suites_dir() -> Path:
 def _example_database_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The dev profile saves failing examples; keep them out of the working tree."""
     monkeypatch.setenv("STRESS_EXAMPLE_DB", str(tmp_path / "examples"))
+
+
+@pytest.fixture(scope="session")
+def suites_report() -> object:
+    """The built-in seed and training suites, once per session, in every CPU mode (ci profile)."""
+    import stress
+    from stress.discovery import collect_targets
+    from stress.modes import MODE_NAMES
+
+    paths = [str(ROOT / "suites" / "seeds.py"), str(ROOT / "suites" / "training.py")]
+    return stress.run(collect_targets(paths), modes=MODE_NAMES, profile="ci")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 import stress
-from stress.discovery import collect_targets
 from stress.modes import MODE_NAMES
 
 
-@pytest.fixture(scope="module")
-def seeds_report(request: pytest.FixtureRequest) -> stress.Report:
-    suites = Path(request.config.rootpath) / "suites" / "seeds.py"
-    return stress.run(collect_targets([str(suites)]), modes=MODE_NAMES, profile="ci")
+@pytest.fixture
+def seeds_report(suites_report: stress.Report) -> stress.Report:
+    return suites_report
 
 
 PAIRS = ["gtcc_alignment", "info_nce", "layer_norm", "fft_l1"]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 import stress
 from stress import InvalidArgument, Mode, st
-from stress.discovery import collect_targets
 from stress.faults import Fault, schedules
 from stress.modes import MODE_NAMES
 
@@ -23,10 +21,9 @@ BAD = {
 }
 
 
-@pytest.fixture(scope="module")
-def training_report(request: pytest.FixtureRequest) -> stress.Report:
-    path = Path(request.config.rootpath) / "suites" / "training.py"
-    return stress.run(collect_targets([str(path)]), modes=MODE_NAMES, profile="ci")
+@pytest.fixture
+def training_report(suites_report: stress.Report) -> stress.Report:
+    return suites_report
 
 
 @pytest.mark.parametrize("mode", MODE_NAMES)

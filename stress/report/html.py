@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .markdown import STATUS_LABELS
-from .model import Report, Result
+from .model import Report, Result, describe_diagnosis
 
 __all__ = ["to_html"]
 
@@ -180,6 +180,11 @@ def _finding(f: Any) -> str:
         f'<span class="muted">({tag})</span></h3><p>{html.escape(f.message)}</p>'
         f"<p>counterexample: <code>{html.escape(args)}</code></p>"
         + (f'<p class="muted">figures: {html.escape(figs)}</p>' if figs else "")
+        + (
+            f"<p>diagnosis: <code>{html.escape(describe_diagnosis(f.diagnosis))}</code></p>"
+            if f.diagnosis
+            else ""
+        )
         + extra
         + tb
         + "</div>"

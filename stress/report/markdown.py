@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Report
+from .model import Report, describe_diagnosis
 
 __all__ = ["to_markdown"]
 
@@ -53,6 +53,8 @@ def to_markdown(report: Report) -> str:
             if f.figures:
                 figs = ", ".join(f"{k}={v:.4g}" for k, v in f.figures.items())
                 lines.append(f"- figures: {figs}")
+            if f.diagnosis:
+                lines.append(f"- diagnosis: {describe_diagnosis(f.diagnosis)}")
             lines.append("")
     notes = [
         r for r in report.results if r.reason and r.status in ("skipped", "unsupported", "xfailed")

@@ -32,6 +32,13 @@ _FIGURE_LABELS = {
 }
 
 
+def describe_diagnosis(d: dict[str, Any]) -> str:
+    """One line: the op, its phase and user line, and the mechanism's sentence."""
+    where = f" at {d['location']}" if d.get("location") else ""
+    via = f", in {d['node']}" if d.get("node") else ""
+    return f"first {d['kind']} value from {d['op']} [{d['phase']}{via}, {d['dtype']}]{where}: {d['explanation']}"
+
+
 def _fmt_figures(figures: dict[str, float]) -> str:
     return ", ".join(f"{_FIGURE_LABELS.get(k, k)} = {v:.4g}" for k, v in figures.items())
 
@@ -51,6 +58,7 @@ class Finding:
     traceback: str | None = None
     inputs_file: str | None = None
     source: str | None = None  # where the target can be imported from again, for replay
+    diagnosis: dict[str, Any] | None = None  # the first bad op, its line, statistics and mechanism
     inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -72,6 +80,8 @@ class Finding:
         ]
         if self.figures:
             lines.append(f"  figures: {_fmt_figures(self.figures)}")
+        if self.diagnosis:
+            lines.append(f"  diagnosis: {describe_diagnosis(self.diagnosis)}")
         if self.traceback:
             lines.append("  " + self.traceback.strip().splitlines()[-1])
         return "\n".join(lines)
@@ -82,6 +92,8 @@ class Finding:
         d["id"] = self.id
         d["replay"] = self.replay
         d["figures"] = {k: _json_float(v) for k, v in self.figures.items()}
+        if self.diagnosis:
+            d["diagnosis"] = _json_safe(self.diagnosis)
         return d
 
 
@@ -118,6 +130,26 @@ def _json_float(v: float) -> float | str:
 
 def _from_json_float(v: float | str) -> float:
     return float(v)
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return _json_float(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _from_json_safe(obj: Any) -> Any:
+    if obj in ("inf", "-inf", "nan"):
+        return float(obj)
+    if isinstance(obj, dict):
+        return {k: _from_json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_json_safe(v) for v in obj]
+    return obj
 
 
 def environment() -> dict[str, Any]:
@@ -226,6 +258,8 @@ class Report:
             for r in results:
                 r.grad_norms = [_from_json_float(v) for v in r.grad_norms]
             findings = [_load(Finding, f, floats="figures") for f in data["findings"]]
+            for f in findings:
+                f.diagnosis = _from_json_safe(f.diagnosis)
             return cls(
                 results=results,
                 findings=findings,

@@ -1,0 +1,471 @@
+"""Diagnosis: where the first NaN/Inf or large error appeared in a counterexample, and why.
+
+The shrunk counterexample is replayed once under a ``TorchDispatchMode`` that sees every aten
+op, forward and backward (the optimizer's too). For each op working in the mode's dtypes it
+records input and output statistics and the user's source line — from the call stack in the
+forward pass, from the forward traceback that anomaly mode keeps on the autograd node in the
+backward pass. The first op that turns finite inputs into a non-finite output is the culprit;
+failing that, the first op whose result differs from the same op evaluated in float64 on the
+same inputs by more than the mode's tolerance. A table of known mechanisms (:data:`MECHANISMS`)
+turns the culprit into a sentence with a fix hint; an unknown case still gets op, line and
+statistics. The search never runs under the tracer: only the counterexample does.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from .modes import Mode
+
+__all__ = ["MECHANISMS", "Diagnosis", "OpRecord", "diagnose"]
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_STRESS_DIR = os.path.dirname(__file__)
+_SKIP_OPS = frozenset(
+    {
+        "aten.detach",
+        "aten.view",
+        "aten.t",
+        "aten.expand",
+        "aten._to_copy",
+        "aten.clone",
+        "aten.copy_",
+        "aten.lift_fresh",
+        "aten.alias",
+    }
+)
+
+
+def _stats(tensors: list[torch.Tensor]) -> dict[str, float]:
+    floats = [
+        t.detach()
+        for t in tensors
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()
+    ]
+    if not floats:
+        return {}
+    flat = torch.cat([t.reshape(-1).double() for t in floats])
+    finite = flat[torch.isfinite(flat)]
+    return {
+        "numel": float(flat.numel()),
+        "min": float(finite.min()) if finite.numel() else math.nan,
+        "max": float(finite.max()) if finite.numel() else math.nan,
+        "max_abs": float(finite.abs().max()) if finite.numel() else math.nan,
+        "zeros": float((flat == 0).sum()),
+        "inf": float(torch.isinf(flat).sum()),
+        "nan": float(torch.isnan(flat).sum()),
+    }
+
+
+def _fmt_stats(s: dict[str, float]) -> str:
+    if not s:
+        return "no floating values"
+    parts = [
+        f"min {s['min']:.4g}",
+        f"max {s['max']:.4g}",
+        f"max |x| {s['max_abs']:.4g}",
+        f"{int(s['zeros'])} zeros",
+    ]
+    if s["inf"] or s["nan"]:
+        parts.append(f"{int(s['inf'])} inf, {int(s['nan'])} nan")
+    return ", ".join(parts) + f" (of {int(s['numel'])})"
+
+
+@dataclass
+class OpRecord:
+    """One traced op: what it is, where the user called it, and its numbers."""
+
+    op: str  # "aten::exp"
+    phase: str  # forward or backward
+    location: str | None  # "losses.py:12 in info_nce"
+    node: str | None  # the autograd node in the backward pass, e.g. "SqrtBackward0"
+    dtype: str
+    inputs: dict[str, float]
+    output: dict[str, float]
+    scalars: list[float] = field(default_factory=list)  # Python numbers among the arguments
+    error: float | None = None  # normwise error against the same op in float64
+
+
+@dataclass
+class Diagnosis:
+    """The culprit op, and the mechanism that explains it when one is known."""
+
+    kind: str  # "non-finite" or "error"
+    record: OpRecord
+    mechanism: str | None
+    explanation: str
+
+    def __str__(self) -> str:
+        r = self.record
+        where = f" at {r.location}" if r.location else ""
+        via = f" (in {r.node})" if r.node else ""
+        head = f"first {self.kind} value from {r.op} [{r.phase}{via}, {r.dtype}]{where}"
+        return f"{head}: {self.explanation}\n    inputs: {_fmt_stats(r.inputs)}\n    output: {_fmt_stats(r.output)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "mechanism": self.mechanism,
+            "explanation": self.explanation,
+            **asdict(self.record),
+        }
+
+
+# ------------------------------------------------------------------------------ tracer
+
+
+def _user_frame(frames: list[traceback.FrameSummary]) -> str | None:
+    for f in reversed(frames):
+        if (
+            not f.filename.startswith((_TORCH_DIR, _STRESS_DIR))
+            and "<frozen" not in f.filename
+            and "site-packages/hypothesis" not in f.filename
+        ):
+            return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
+    return None
+
+
+_TB_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def _user_frame_from_text(text: str) -> str | None:
+    frames = [
+        traceback.FrameSummary(m.group(1), int(m.group(2)), m.group(3))
+        for m in _TB_LINE.finditer(text)
+    ]
+    return _user_frame(frames)
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def _upcast(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.detach().to(torch.float64)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_upcast(v) for v in value)
+    return value
+
+
+class _Tracer(TorchDispatchMode):
+    def __init__(self, dtypes: frozenset[torch.dtype], tolerance: float) -> None:
+        super().__init__()
+        self.dtypes, self.tolerance = dtypes, tolerance
+        self.records: list[OpRecord] = []
+        self.first_nonfinite: OpRecord | None = None
+        self.first_nonfinite_input: OpRecord | None = None
+        self.first_error: OpRecord | None = None
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = str(func.overloadpacket)
+        ins = [t for a in (*args, *kwargs.values()) for t in _tensors(a)]
+        floats = [t for t in ins if t.is_floating_point()]
+        random = (
+            torch.Tag.nondeterministic_seeded in func.tags
+        )  # initializers, dropout: nothing to compare
+        if (
+            random
+            or name in _SKIP_OPS
+            or not floats
+            or not any(t.dtype in self.dtypes for t in floats)
+            or len(self.records) > 20000
+        ):
+            return func(*args, **kwargs)
+        inputs = _stats(floats)  # before the op: an in-place op overwrites its inputs
+        out = func(*args, **kwargs)
+        outs = [t for t in _tensors(out) if t.is_floating_point()]
+        node = torch._C._current_autograd_node()
+        if node is not None:
+            # anomaly mode keeps the forward stack on the node, as a list of formatted lines
+            tb: Any = getattr(node, "metadata", {}).get("traceback_")
+            text = "".join(tb) if isinstance(tb, list) else tb
+            location = _user_frame_from_text(text) if isinstance(text, str) else None
+            phase = "backward"
+        else:
+            location, phase = _user_frame(traceback.extract_stack()[:-1]), "forward"
+        record = OpRecord(
+            op=name.replace("aten.", "aten::"),
+            phase=phase,
+            location=location,
+            node=node.name() if node is not None else None,
+            dtype=str(floats[0].dtype).replace("torch.", ""),
+            inputs=inputs,
+            output=_stats(outs),
+            scalars=[
+                float(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)
+            ],
+        )
+        self.records.append(record)
+        inputs_finite = not (record.inputs.get("inf") or record.inputs.get("nan"))
+        outputs_bad = bool(record.output.get("inf") or record.output.get("nan"))
+        # blamed: NaN made from NaN-free inputs, or Inf made from Inf-free inputs that is not a
+        # constant the user passed (masked_fill(mask, -inf) is intended)
+        made_nan = bool(record.output.get("nan")) and not record.inputs.get("nan")
+        made_inf = (
+            bool(record.output.get("inf"))
+            and not record.inputs.get("inf")
+            and all(math.isfinite(s) for s in record.scalars)
+        )
+        if not inputs_finite and self.first_nonfinite_input is None:
+            self.first_nonfinite_input = record
+        comparable = not (name.endswith("_") or "foreach" in name)  # in-place: the inputs are gone
+        if self.first_nonfinite is None and (made_nan or made_inf):
+            self.first_nonfinite = record
+        elif self.first_error is None and inputs_finite and not outputs_bad and outs and comparable:
+            record.error = self._error(func, args, kwargs, outs)
+            if record.error is not None and record.error > self.tolerance:
+                self.first_error = record
+        return out
+
+    def _error(self, func: Any, args: Any, kwargs: Any, outs: list[torch.Tensor]) -> float | None:
+        try:
+            with torch.utils._python_dispatch._disable_current_modes():
+                ref = _tensors(func(*_upcast(args), **_upcast(kwargs)))
+        except Exception:  # noqa: BLE001 - an op without a float64 kernel has no error figure
+            return None
+        refs = [r for r in ref if r.is_floating_point()]
+        if len(refs) != len(outs):
+            return None
+        worst = 0.0
+        for o, r in zip(outs, refs, strict=True):
+            if o.shape != r.shape or not o.numel():
+                continue
+            diff = (o.detach().double() - r).abs().max()
+            scale = max(float(r.abs().max()), 1.0)
+            worst = max(worst, float(diff) / scale)
+        return worst
+
+
+# -------------------------------------------------------------------------- mechanisms
+
+Mechanism = Callable[[OpRecord, list[OpRecord], Mode], str | None]
+
+
+def _dtype_max(r: OpRecord) -> float:
+    return float(torch.finfo(getattr(torch, r.dtype)).max)
+
+
+def _exp_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op != "aten::exp" or not r.output.get("inf"):
+        return None
+    threshold = math.log(_dtype_max(r))
+    return (
+        f"exp overflow: max input {r.inputs['max']:.4g} > {threshold:.4g}, the overflow threshold of exp in {r.dtype} "
+        "— subtract the row max first (torch.logsumexp / torch.softmax / log_softmax)"
+    )
+
+
+def _eps_underflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if not any(k in r.op for k in ("div", "rsqrt", "reciprocal", "sqrt", "log", "pow")):
+        return None
+    tiny = float(torch.finfo(getattr(torch, r.dtype)).tiny) * float(
+        torch.finfo(getattr(torch, r.dtype)).eps
+    )
+    for earlier in reversed(trace[: trace.index(r)]):
+        small = [s for s in earlier.scalars if 0 < abs(s) < tiny / 2]
+        if ("add" in earlier.op or "clamp" in earlier.op) and small and earlier.dtype == r.dtype:
+            return (
+                f"eps underflow: {small[0]:g} (added at {earlier.location or earlier.op}) rounds to 0 in {r.dtype}, "
+                f"so {r.op} sees an exact 0 — use torch.finfo(dtype).tiny or a larger eps, or compute this part in float32"
+            )
+    return None
+
+
+def _domain_boundary(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    node = r.node or ""
+    for fn, where in (
+        ("Sqrt", "0"),
+        ("Rsqrt", "0"),
+        ("Acos", "±1"),
+        ("Asin", "±1"),
+        ("Acosh", "1"),
+        ("Atanh", "±1"),
+        ("Norm", "0 (a zero vector)"),
+        ("Pow", "0 with an exponent < 1"),
+        ("Cdist", "0 (a zero distance)"),
+    ):
+        if node.startswith(fn) and r.phase == "backward":
+            return (
+                f"{fn.lower()} at the boundary of its domain: the derivative is infinite at {where} "
+                "— add a margin inside the domain (sqrt(x + eps), clamp cosines to ±(1 − eps)) or use squared distances"
+            )
+    return None
+
+
+def _zero_over_zero(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op != "aten::div" or not r.output.get("nan") or not r.inputs.get("zeros"):
+        return None
+    underflow = next(
+        (
+            t
+            for t in reversed(trace[: trace.index(r)])
+            if t.op == "aten::exp" and t.output.get("zeros")
+        ),
+        None,
+    )
+    cause = (
+        f" after exp underflowed to 0 ({underflow.location or 'exp'}: min input {underflow.inputs['min']:.4g})"
+        if underflow
+        else ""
+    )
+    return f"0/0{cause}: numerator and denominator are both 0 — normalise in log space (softmax / log_softmax) or clamp the denominator"
+
+
+def _reduction_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in (
+        "aten::sum",
+        "aten::mean",
+        "aten::cumsum",
+        "aten::mm",
+        "aten::bmm",
+        "aten::addmm",
+        "aten::matmul",
+    ) or not r.output.get("inf"):
+        return None
+    if r.inputs["max_abs"] >= _dtype_max(r):
+        return None
+    return (
+        f"reduction overflow in {r.dtype}: summing {int(r.inputs['numel'])} values up to {r.inputs['max_abs']:.4g} exceeds "
+        f"{_dtype_max(r):.6g} — accumulate in float32 (x.float().sum(), or dtype=torch.float32)"
+    )
+
+
+def _product_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::pow", "aten::mul", "aten::square") or not r.output.get("inf"):
+        return None
+    return (
+        f"overflow in {r.op}: inputs up to {r.inputs['max_abs']:.4g} give products beyond {r.dtype}'s max {_dtype_max(r):.6g} "
+        f"(|x| > {math.sqrt(_dtype_max(r)):.4g} overflows when squared) — rescale first or compute in float32"
+    )
+
+
+def _masked_row(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::_softmax", "aten::_log_softmax", "aten::logsumexp") or not r.output.get(
+        "nan"
+    ):
+        return None
+    return "masked row: softmax over a row that is all −inf — keep one position unmasked or use a finite mask value and zero the row afterwards"
+
+
+def _log_of_zero(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::log", "aten::log2", "aten::log10") or not r.inputs.get("zeros"):
+        return None
+    return "log(0): the input has exact zeros (probabilities that underflowed?) — use log_softmax, clamp_min(torch.finfo(dtype).tiny) or log1p"
+
+
+def _division_by_zero(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if (
+        r.op not in ("aten::div", "aten::reciprocal", "aten::rsqrt")
+        or not r.output.get("inf")
+        or not r.inputs.get("zeros")
+    ):
+        return None
+    return "division by zero: the denominator has exact zeros (a zero norm, variance or count) — clamp it with an eps that survives in this dtype"
+
+
+def _cancellation(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::sub", "aten::add", "aten::rsub") or not r.inputs or not r.output:
+        return None
+    big, small = r.inputs["max_abs"], r.output["max_abs"]
+    eps = float(torch.finfo(getattr(torch, r.dtype)).eps)
+    # the inputs' own rounding (eps·|a|), relative to what is left, beyond the tolerance
+    if big > 0 and small > 0 and eps * big / small > mode.tolerance():
+        bits = max(0.0, -math.log2(eps) - math.log2(big / small))
+        return (
+            f"catastrophic cancellation: |a − b| up to {small:.4g} ≪ |a| up to {big:.4g}, so only ~{bits:.0f} bits of "
+            f"{r.dtype} survive the subtraction — subtract a common offset first (center the data), or compute in float32"
+        )
+    return None
+
+
+def _inf_minus_inf(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op in ("aten::sub", "aten::add") and r.output.get("nan") and r.inputs.get("inf"):
+        return "inf − inf: both operands overflowed before the subtraction"
+    return None
+
+
+# Checked in order; the first that explains the culprit wins.
+MECHANISMS: list[tuple[str, Mechanism]] = [
+    ("exp overflow", _exp_overflow),
+    ("eps underflow", _eps_underflow),
+    ("domain boundary", _domain_boundary),
+    ("0/0 after underflow", _zero_over_zero),
+    ("masked row", _masked_row),
+    ("reduction overflow", _reduction_overflow),
+    ("product overflow", _product_overflow),
+    ("log of zero", _log_of_zero),
+    ("division by zero", _division_by_zero),
+    ("inf minus inf", _inf_minus_inf),
+    ("catastrophic cancellation", _cancellation),
+]
+
+
+def explain(record: OpRecord, trace: list[OpRecord], mode: Mode) -> tuple[str | None, str]:
+    for name, mechanism in MECHANISMS:
+        sentence = mechanism(record, trace, mode)
+        if sentence:
+            return name, sentence
+    return None, "no known mechanism; the op's statistics are below"
+
+
+# ---------------------------------------------------------------------------- entry
+
+
+@contextmanager
+def _quiet_anomaly_mode() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.autograd.detect_anomaly(check_nan=False):
+            yield
+
+
+def diagnose(
+    run: Callable[[], Any], mode: Mode, tolerance: float, *, wrong_but_finite: bool = False
+) -> Diagnosis | None:
+    """Replay ``run`` (the counterexample) under the tracer and explain the first bad op.
+
+    ``wrong_but_finite`` (an error finding) also blames the first catastrophic cancellation when
+    no single op's own rounding exceeds the tolerance.
+    """
+    dtypes = frozenset({mode.storage_dtype, mode.compute_dtype})
+    tracer = _Tracer(dtypes, tolerance)
+    try:
+        with _quiet_anomaly_mode(), tracer:
+            run()
+    except Exception:  # noqa: BLE001 - the replay may raise like the search did; the trace so far counts
+        pass
+    culprit, kind = (
+        (tracer.first_nonfinite, "non-finite")
+        if tracer.first_nonfinite
+        else (tracer.first_error, "error")
+    )
+    if culprit is None and wrong_but_finite:  # no single op to blame: look for cancellation
+        culprit = next((r for r in tracer.records if _cancellation(r, tracer.records, mode)), None)
+    if culprit is None and tracer.first_nonfinite_input is not None:
+        r = tracer.first_nonfinite_input
+        sentence = (
+            f"non-finite input: {r.op} received NaN/Inf that no traced op produced — it came in with the data "
+            "(a corrupt batch) or from state written earlier"
+        )
+        return Diagnosis("non-finite", r, "non-finite input", sentence)
+    if culprit is None:
+        return None
+    mechanism, sentence = explain(culprit, tracer.records, mode)
+    return Diagnosis(kind, culprit, mechanism, sentence)

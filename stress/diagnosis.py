@@ -38,9 +38,7 @@ _SKIP_OPS = frozenset(
         "aten.view",
         "aten.t",
         "aten.expand",
-        "aten._to_copy",
         "aten.clone",
-        "aten.copy_",
         "aten.lift_fresh",
         "aten.alias",
     }
@@ -180,17 +178,13 @@ class _Tracer(TorchDispatchMode):
         random = (
             torch.Tag.nondeterministic_seeded in func.tags
         )  # initializers, dropout: nothing to compare
-        if (
-            random
-            or name in _SKIP_OPS
-            or not floats
-            or not any(t.dtype in self.dtypes for t in floats)
-            or len(self.records) > 20000
-        ):
+        if random or name in _SKIP_OPS or not floats or len(self.records) > 20000:
             return func(*args, **kwargs)
         inputs = _stats(floats)  # before the op: an in-place op overwrites its inputs
         out = func(*args, **kwargs)
         outs = [t for t in _tensors(out) if t.is_floating_point()]
+        if not any(t.dtype in self.dtypes for t in (*floats, *outs)):
+            return out  # the float64 reference, or another dtype: not the mode's computation
         node = torch._C._current_autograd_node()
         if node is not None:
             # anomaly mode keeps the forward stack on the node, as a list of formatted lines
@@ -205,7 +199,7 @@ class _Tracer(TorchDispatchMode):
             phase=phase,
             location=location,
             node=node.name() if node is not None else None,
-            dtype=str(floats[0].dtype).replace("torch.", ""),
+            dtype=str((outs or floats)[0].dtype).replace("torch.", ""),
             inputs=inputs,
             output=_stats(outs),
             scalars=[
@@ -223,7 +217,8 @@ class _Tracer(TorchDispatchMode):
             and not record.inputs.get("inf")
             and all(math.isfinite(s) for s in record.scalars)
         )
-        if not inputs_finite and self.first_nonfinite_input is None:
+        moves_data = name in ("aten._to_copy", "aten.copy_")  # casts and copies compute nothing
+        if not inputs_finite and self.first_nonfinite_input is None and not moves_data:
             self.first_nonfinite_input = record
         comparable = not (name.endswith("_") or "foreach" in name)  # in-place: the inputs are gone
         if self.first_nonfinite is None and (made_nan or made_inf):
@@ -260,6 +255,16 @@ Mechanism = Callable[[OpRecord, list[OpRecord], Mode], str | None]
 
 def _dtype_max(r: OpRecord) -> float:
     return float(torch.finfo(getattr(torch, r.dtype)).max)
+
+
+def _cast_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::_to_copy", "aten::copy_") or not r.output.get("inf"):
+        return None
+    return (
+        f"cast overflow: values up to {r.inputs['max_abs']:.4g} become inf when cast to {r.dtype} (max {_dtype_max(r):.6g}) "
+        "— a float32 result (often a gradient flowing back to low-precision inputs) is too large: rescale, clamp, "
+        "or keep that tensor in float32"
+    )
 
 
 def _exp_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
@@ -404,6 +409,7 @@ def _inf_minus_inf(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None
 # Checked in order; the first that explains the culprit wins.
 MECHANISMS: list[tuple[str, Mechanism]] = [
     ("exp overflow", _exp_overflow),
+    ("cast overflow", _cast_overflow),
     ("eps underflow", _eps_underflow),
     ("domain boundary", _domain_boundary),
     ("0/0 after underflow", _zero_over_zero),

@@ -273,18 +273,8 @@ def _search(
     return stats, [], None
 
 
-NUMERIC_CHECKS = frozenset(
-    {
-        "exception",
-        "finite_forward",
-        "finite_gradients",
-        "output_bound",
-        "gradient_bound",
-        "error",
-        "gradient_error",
-        "finite_state",
-    }
-)
+# every function check, and the finite-state invariant of training steps
+NUMERIC_CHECKS = frozenset(CHECKS) | {"finite_state"}
 
 
 def _diagnose(session: Session, failure: Failure, mode: Mode) -> dict[str, Any] | None:

@@ -7,6 +7,8 @@ report = stress.fuzz(my_loss, x=st.logits(("B", "C")), y=st.targets(("B",), num_
 assert report.ok, report.findings[0]
 """
 
+import logging
+
 from . import strategies as st
 from .errors import InvalidArgument as InvalidArgument
 from .errors import ReportError as ReportError
@@ -31,6 +33,9 @@ from .targets import Target as Target
 from .targets import target as target
 
 __version__ = "0.1.0"
+
+# a library logs, the application decides what is shown (GuardedStep warns on "stress.guard")
+logging.getLogger("stress").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_TOLERANCES",

@@ -27,7 +27,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Lint and check formatting with ruff."""
     session.install("ruff")
-    session.run("ruff", "check", "stress", "tests", "suites", "benchmarks", "noxfile.py")
+    paths = ("stress", "tests", "suites", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session(python="3.11")

@@ -63,8 +63,8 @@ def cross_entropy_ignore_index(input, target):  # type: ignore[no-untyped-def]
 @stress.target(
     input=st.logits(("B", "C")),
     target=_classes,
-    expect={"fp16": "may-fail", "bf16": "may-fail", "amp-bf16": "may-fail"},
-    reason="rows masked at finfo.min: the loss lies beyond float16's max, and bfloat16's finfo.min minus the row max overflows to -inf",
+    expect={"fp32": "may-fail", "fp16": "may-fail", "bf16": "may-fail", "amp-bf16": "may-fail"},
+    reason="rows masked at finfo.min: the loss can lie beyond the dtype's max (float16: 65504; float32/bfloat16: finfo.min minus the row max overflows)",
 )
 def cross_entropy_masked_logits(input, target):  # type: ignore[no-untyped-def]
     return F.cross_entropy(input, target)  # rows masked at finfo.min, as attention masks do
@@ -90,7 +90,12 @@ def binary_cross_entropy(input, target):  # type: ignore[no-untyped-def]
     return F.binary_cross_entropy(input, target)
 
 
-@stress.target(input=st.logits(("B", "D"), **BIG), target=_probs)
+@stress.target(
+    input=st.logits(("B", "D"), **BIG),
+    target=_probs,
+    expect={"fp16": "may-fail"},
+    reason="float16 rounding of a large loss (~150 from 1e4-scale logits) exceeds the 1e-2 tolerance",
+)
 def binary_cross_entropy_with_logits(input, target):  # type: ignore[no-untyped-def]
     return F.binary_cross_entropy_with_logits(input, target)
 
@@ -133,8 +138,8 @@ def huber_loss(input, target):  # type: ignore[no-untyped-def]
     input1=st.embeddings(("B", "D"), **BIG),
     input2=st.embeddings(("B", "D"), **BIG),
     target=st.targets(("B",), num_classes=2),
-    expect={"fp16": "fail"},
-    reason="its eps=1e-8 rounds to 0 in float16 (zero vectors divide 0 by 0) and squared norms of 1e4-scale embeddings overflow",
+    expect={"fp16": "fail", "bf16": "may-fail"},
+    reason="its eps=1e-8 rounds to 0 in float16 (zero vectors divide 0 by 0) and squared norms of 1e4-scale embeddings overflow; in bfloat16 a zero vector's gradient is ~1e6 instead of 0",
 )
 def cosine_embedding_loss(input1, input2, target):  # type: ignore[no-untyped-def]
     return F.cosine_embedding_loss(input1, input2, target * 2 - 1)

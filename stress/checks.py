@@ -58,6 +58,22 @@ class Evaluation:
     ref_grads: dict[str, torch.Tensor] | None
     # normwise change of each float64 output/gradient when the inputs move by one eps
     sensitivity: dict[str, float] = field(default_factory=dict)
+    _errors: dict[tuple[str, float], tuple[float, torch.Tensor]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def error(self, key: str, floor: float) -> tuple[float, torch.Tensor]:
+        """Normwise error of output or gradient ``key`` against float64: computed once, read by
+        the figures and by the error checks."""
+        if (key, floor) not in self._errors:
+            got, ref = (
+                (self.grads, self.ref_grads)
+                if key in self.grads
+                else (self.outputs, self.ref_outputs)
+            )
+            assert ref is not None
+            self._errors[(key, floor)] = normwise_error(got[key], ref[key], floor)
+        return self._errors[(key, floor)]
 
 
 @dataclass(frozen=True)
@@ -112,16 +128,11 @@ def measure(ev: Evaluation, floor: float = DEFAULT_ERROR_FLOOR) -> dict[str, flo
         "grad_norm": _grad_norm(ev.grads),
     }
     if ev.ref_outputs is not None:
-        err = max(
-            (normwise_error(t, ev.ref_outputs[k], floor)[0] for k, t in ev.outputs.items()),
-            default=0.0,
-        )
+        err = max((ev.error(k, floor)[0] for k in ev.outputs), default=0.0)
         figures["error"] = err
         figures["error_eps"] = err / eps
     if ev.ref_grads is not None and ev.grads:
-        figures["grad_error"] = max(
-            (normwise_error(g, ev.ref_grads[k], floor)[0] for k, g in ev.grads.items()), default=0.0
-        )
+        figures["grad_error"] = max((ev.error(k, floor)[0] for k in ev.grads), default=0.0)
     return figures
 
 
@@ -265,7 +276,7 @@ class ReferenceError(Check):
             tol *= GRADIENT_TOLERANCE_FACTOR
         for key, t in got.items():
             label = key if self.on_gradients else f"output {key!r}"
-            err, rel = normwise_error(t, ref[key], self.floor)
+            err, rel = ev.error(key, self.floor)
             allowed = max(tol, CONDITIONING_FACTOR * ev.sensitivity.get(key, 0.0))
             if err <= allowed:
                 continue

@@ -88,16 +88,25 @@ def total_norm(grads: list[torch.Tensor]) -> float:
     )
 
 
-def all_finite(grads: list[torch.Tensor]) -> bool:
-    """Whether every gradient is finite: one fused pass, the kernel GradScaler uses for its check."""
-    found: dict[torch.device, torch.Tensor] = {}
+def all_finite(
+    grads: list[torch.Tensor], flags: dict[torch.device, tuple[torch.Tensor, torch.Tensor]]
+) -> bool:
+    """Whether every gradient is finite: one fused pass, the kernel GradScaler uses for its check.
+
+    ``flags`` keeps the (found-inf, scale 1) tensors per device between calls: no allocation
+    on the hot path.
+    """
+    bad = False
     for device in {g.device for g in grads}:
-        found[device] = torch.zeros(1, device=device)
-        same = [g for g in grads if g.device == device]
+        if device not in flags:
+            flags[device] = (torch.zeros(1, device=device), torch.ones(1, device=device))
+        found, one = flags[device]
+        found.zero_()
         torch._amp_foreach_non_finite_check_and_unscale_(
-            same, found[device], torch.ones(1, device=device)
+            [g for g in grads if g.device == device], found, one
         )
-    return not any(bool(f.item()) for f in found.values())
+        bad = bad or bool(found.item())
+    return not bad
 
 
 def _positive(
@@ -180,6 +189,7 @@ class GuardedStep:
             None  # cached spike limit, and the accepted count it was computed at
         )
         self._limit_at = 0
+        self._flags: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ------------------------------------------------------------------ the loop's API
 
@@ -227,7 +237,11 @@ class GuardedStep:
         # runs every step and the norm is refreshed every _REFRESH steps
         needs_norm = self.max_grad_norm is not None or self.grad_norm_alarm is not None
         norm: float | None = None
-        if needs_norm or self.counts["steps"] % self._REFRESH == 0 or not all_finite(grads):
+        if (
+            needs_norm
+            or self.counts["steps"] % self._REFRESH == 0
+            or not all_finite(grads, self._flags)
+        ):
             norm = self.last_grad_norm = total_norm(grads)
         if norm is not None and not math.isfinite(norm):
             reason = SCALER_OVERFLOW if self.scaler is not None else NONFINITE_GRAD

@@ -126,12 +126,13 @@ class _StressSession:
 
     def report(self) -> Any:
         from .report.model import Report, environment
+        from .runner import default_profile
 
         report = Report(
             results=list(self.results), findings=list(self.findings), environment=environment()
         )
         report.settings = {
-            "profile": self.option("profile") or "ci",
+            "profile": self.option("profile") or default_profile(),
             "modes": self.option("modes"),
             "device": self.option("device"),
             "seed": self.option("seed"),

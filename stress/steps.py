@@ -259,8 +259,8 @@ class StepSession:
 
         for b in batches:
             step(b, loss_fn)
-        ref_model, ref_opt = self._fresh()
-        ref_model.to("cpu", torch.float64)
+        # the same initial weights (rounded to the mode), then upcast: the reference starts where the step did
+        ref_model = self._fresh()[0].to("cpu", torch.float64)
         ref_opt = t.optimizer(ref_model.parameters())
         joined = {
             n: torch.cat([b[n] for b in batches]).cpu()

@@ -5,20 +5,14 @@ with autocast off, work in log space, and keep every eps representable in float1
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
+from _helpers import full_precision  # the suites' folder is on sys.path
 
 import stress
 from stress import st
-
-
-def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[None]:
-    """Leave autocast: a loss's matmuls would otherwise run in float16/bfloat16 under amp."""
-    return torch.autocast(x.device.type, enabled=False)
-
 
 _emb = dict(
     x=st.embeddings(("B", "D"), min_value=-100, max_value=100),

@@ -8,11 +8,11 @@ a DFT as a matmul); on CUDA the original ops are used.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
+from _helpers import full_precision  # the suites' folder is on sys.path
 
 import stress
 from stress import st
@@ -37,11 +37,6 @@ def rdft(x: torch.Tensor, norm: str = "backward") -> tuple[torch.Tensor, torch.T
     cos = (torch.cos(angle) * scale).to(x.dtype)
     sin = (-torch.sin(angle) * scale).to(x.dtype)
     return x @ cos.T, x @ sin.T
-
-
-def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[None]:
-    """Leave autocast: under amp the matmuls of a loss would otherwise run in float16/bfloat16."""
-    return torch.autocast(x.device.type, enabled=False)
 
 
 # --- seed 000: GTCC alignment loss, exp(-cdist / 0.1) normalised by its sum -----------------

@@ -14,9 +14,3 @@ class InvalidArgument(StressError, ValueError):
 class ReportError(StressError):
     """A report file could not be read: missing, corrupt, or of an unknown schema version."""
 
-
-def check_choice(name: str, value: object, choices: tuple[str, ...] | list[str]) -> None:
-    """Raise ``InvalidArgument`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        accepted = ", ".join(repr(c) for c in choices)
-        raise InvalidArgument(f"Unknown {name}={value!r}; accepted values are {accepted}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import stress
-from stress.discovery import collect_targets
-from stress.modes import MODE_NAMES
+from stress.integrations.discovery import collect_targets
+from stress.core.modes import MODE_NAMES
 
 
 def test_every_expectation_of_every_suite_is_met(suites_report: stress.Report) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stress.cli import _parser
+from stress.integrations.cli import _parser
 from stress.options import SEARCH_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]

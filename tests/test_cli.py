@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stress.cli import main
+from stress.integrations.cli import main
 
 BAD_SUITE = """
 import torch

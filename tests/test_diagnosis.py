@@ -11,7 +11,7 @@ import torch
 import stress
 import stress.runner
 from stress import st
-from stress.diagnosis import MECHANISMS
+from stress.analysis.diagnosis import MECHANISMS
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stress import InvalidArgument, Mode
-from stress.modes import DEFAULT_TOLERANCES, MODE_NAMES, dtype_facts, resolve_modes
+from stress.core.modes import DEFAULT_TOLERANCES, MODE_NAMES, dtype_facts, resolve_modes
 
 
 def test_every_mode_has_a_default_tolerance() -> None:

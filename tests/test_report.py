@@ -13,8 +13,8 @@ import torch
 
 import stress
 from stress import ReportError, st
-from stress.cli import main
-from stress.report import load_report, write_report
+from stress.integrations.cli import main
+from stress.report.storage import load_report, write_report
 from stress.report.compare import FailOn, compare_reports, parse_fail_on
 
 SCHEMA = json.loads((Path(stress.__file__).parent / "report" / "schema.json").read_text())

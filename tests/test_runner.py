@@ -108,11 +108,11 @@ def test_a_missed_expected_failure_fails_the_run() -> None:
 
 def test_may_fail_is_a_non_strict_expectation() -> None:
     def overflows(x):  # type: ignore[no-untyped-def]
-        return x.exp().sum()
+        return x.exp().sum().log()  # log-sum-exp without the max: exp overflows float16 at 11.09
 
     found = stress.fuzz(
         overflows,
-        x=st.tensors(("B",)),
+        x=st.tensors(("B",), min_value=-20, max_value=20),
         modes=("fp16",),
         expect="may-fail",
         reason="planted",
@@ -147,7 +147,7 @@ def test_module_targets_get_parameter_gradients_and_cast_parameters() -> None:
             return self.inner(x) * float("inf")
 
     report = stress.fuzz(
-        Spy(), x=st.activations(("B", 3)), modes=("bf16",), max_examples=5, profile="ci"
+        Spy(), x=st.activations(("B", 3)), modes=("bf16",), max_examples=5, profile="ci", jobs=0
     )
     assert torch.bfloat16 in seen and torch.float64 in seen
     assert report.findings[0].check == "finite_forward"
@@ -189,7 +189,7 @@ def test_report_is_written_and_an_interrupt_leaves_a_valid_partial_report(tmp_pa
     second = stress.target(interrupted, x=st.activations(("B",)))
     with pytest.raises(KeyboardInterrupt):
         stress.run(
-            [first, second], modes=("fp32",), profile="ci", max_examples=5, report_dir=tmp_path
+            [first, second], modes=("fp32",), profile="ci", max_examples=5, report_dir=tmp_path, jobs=0
         )
     (run_dir,) = tmp_path.iterdir()
     data = json.loads((run_dir / "report.json").read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import stress
-from stress.modes import MODE_NAMES
+from stress.core.modes import MODE_NAMES
 
 
 @pytest.fixture

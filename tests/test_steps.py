@@ -9,8 +9,8 @@ import torch
 
 import stress
 from stress import InvalidArgument, Mode, st
-from stress.faults import Fault, schedules
-from stress.modes import MODE_NAMES
+from stress.steps.faults import Fault, schedules
+from stress.core.modes import MODE_NAMES
 
 BAD = {
     "first_micro_batch_scaling": dict.fromkeys(MODE_NAMES, "accumulation"),

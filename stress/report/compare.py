@@ -1,23 +1,23 @@
 """Comparing a run with a baseline, and merging shard reports.
 
-A finding is keyed by ``target[mode]:check``. Against a baseline, an unexpected finding that is
-new is a regression, a finding that vanished is a fix, and a status that got worse
-(passed → failed, xfailed → xpassed …) is a regression too. With ``error:2x`` in ``--fail-on``,
-a worst error (in eps units) that grew by more than that factor is one as well.
+A finding is keyed by its id, ``target[mode]:check`` (``@output`` when not the only one).
+Against a baseline, a new unexpected failure is a regression, a finding that vanished is a fix,
+and a status that got worse (passed → failed, xfailed → xpassed, → timeout …) is a regression
+too. ``--fail-on`` rules add to those two defaults: ``error:2x`` also makes a worst error (in
+eps units) that more than doubled a regression, ``grad:10x`` the same for the gradient norm;
+``-status`` or ``-new-findings`` drops a default.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import InvalidArgument
 from .model import Finding, Report, Result
+from .storage import load_inputs
 
 __all__ = ["Comparison", "FailOn", "compare_reports", "merge_reports", "parse_fail_on"]
 
@@ -38,26 +38,21 @@ _RULE = re.compile(r"^(error|grad):(\d+(?:\.\d+)?)x$")
 
 
 def parse_fail_on(text: str) -> FailOn:
-    """``"new-findings,status,error:2x,grad:10x"`` → :class:`FailOn`."""
+    """``"error:2x,grad:10x"`` → :class:`FailOn`: rules add to the defaults, ``-rule`` drops one."""
     rules = [r.strip() for r in text.split(",") if r.strip()]
+    accepted = "new-findings, status, error:<k>x, grad:<k>x (k > 1), and -new-findings, -status to drop a default"
     if not rules:
-        raise InvalidArgument(
-            "--fail-on is empty; accepted rules: new-findings, status, error:<k>x, grad:<k>x"
-        )
-    options: dict[str, Any] = {"new_findings": False, "status": False}
+        raise InvalidArgument(f"--fail-on is empty; accepted rules: {accepted}")
+    options: dict[str, Any] = {"new_findings": True, "status": True}
     for rule in rules:
-        m = _RULE.match(rule)
-        if rule == "new-findings":
-            options["new_findings"] = True
-        elif rule == "status":
-            options["status"] = True
+        name = rule.removeprefix("+")
+        m = _RULE.match(name)
+        if name in ("new-findings", "status", "-new-findings", "-status"):
+            options[name.lstrip("-").replace("-", "_")] = not name.startswith("-")
         elif m and float(m.group(2)) > 1:
             options[f"{m.group(1)}_factor"] = float(m.group(2))
         else:
-            raise InvalidArgument(
-                f"--fail-on rule {rule!r} is not understood; accepted rules: new-findings, status, "
-                "error:<k>x, grad:<k>x with k > 1 (e.g. error:2x)"
-            )
+            raise InvalidArgument(f"--fail-on rule {rule!r} is not understood; accepted rules: {accepted}")
     return FailOn(**options)
 
 
@@ -85,7 +80,10 @@ class Comparison:
     def ok(self) -> bool:
         return not self.regressions
 
-    def table(self) -> pd.DataFrame:
+    def table(self) -> Any:
+        """The changes as a pandas DataFrame."""
+        import pandas as pd
+
         return pd.DataFrame(
             [{"change": c.kind, "what": c.key, "detail": c.detail} for c in self.changes],
             columns=["change", "what", "detail"],
@@ -103,7 +101,6 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
-_RANK = {"passed": 0, "skipped": 0, "unsupported": 0, "xfailed": 0, "failed": 1, "xpassed": 1}
 
 
 def compare_reports(base: Report, new: Report, fail_on: FailOn | None = None) -> Comparison:
@@ -122,8 +119,8 @@ def compare_reports(base: Report, new: Report, fail_on: FailOn | None = None) ->
     for fid, f in new_findings.items():
         if fid in base_findings or ((f.target, f.mode) not in common and base_results):
             continue
-        if f.expected:
-            out.changes.append(Change("new-expected", fid, f.message))
+        if not f.counts:
+            out.changes.append(Change(f"new-{f.outcome}" if not f.expected else "new-expected", fid, f.message))
         else:
             out.changes.append(
                 Change("regression" if rules.new_findings else "new", fid, f.message)
@@ -134,7 +131,7 @@ def compare_reports(base: Report, new: Report, fail_on: FailOn | None = None) ->
     for key in sorted(common):
         a, b = base_results[key], new_results[key]
         label = f"{key[0]}[{key[1]}]"
-        if _RANK[b.status] > _RANK[a.status]:
+        if b.status.fails_run and not a.status.fails_run:
             out.changes.append(
                 Change(
                     "regression" if rules.status else "worse",
@@ -166,42 +163,38 @@ def _ratio_change(
         out.changes.append(Change("better", label, f"worst {figure} {old:.3g} → {now:.3g}"))
 
 
-def merge_reports(
-    reports: list[tuple[Report, Path]], out_dir: Path, *, strict: bool = True
-) -> Report:
-    """One report from shard reports (each with the folder it was read from); tensors are copied.
+def merge_reports(reports: list[tuple[Report, Path]], *, strict: bool = True) -> Report:
+    """One report from shard reports (each with the folder it was read from).
 
-    ``strict`` refuses a target × mode found in two reports (shards must not overlap).
+    Everything is checked and read before anything is written: ``strict`` refuses a target ×
+    mode found in two reports (shards must not overlap), and each finding's tensors are loaded,
+    to be written with the merged report.
     """
     if not reports:
         raise InvalidArgument("merge needs at least one report")
+    seen: dict[tuple[str, str], str] = {}
+    for report, _ in reports:
+        for r in report.results:
+            if strict and (r.target, r.mode) in seen:
+                raise InvalidArgument(
+                    f"{r.id} is in more than one report ({seen[(r.target, r.mode)]} and "
+                    f"{report.run_id}): shards must not overlap; nothing was written"
+                )
+            seen[(r.target, r.mode)] = report.run_id
     first = reports[0][0]
     merged = Report(environment=first.environment, settings=dict(first.settings))
     merged.settings["merged_from"] = [r.run_id for r, _ in reports]
     merged.settings["targets"] = []
     merged.settings.pop("shard", None)
-    seen: set[tuple[str, str]] = set()
     for report, folder in reports:
-        for r in report.results:
-            if strict and (r.target, r.mode) in seen:
-                raise InvalidArgument(
-                    f"{r.target}[{r.mode}] appears in more than one report: shards must not overlap"
-                )
-            seen.add((r.target, r.mode))
-            merged.results.append(r)
+        merged.results += report.results
         merged.settings["targets"] += [
             t for t in report.settings.get("targets", []) if t not in merged.settings["targets"]
         ]
         for f in report.findings:
-            merged.findings.append(_copy_inputs(f, folder, out_dir, len(merged.findings)))
+            if f.inputs_file and (folder / f.inputs_file).exists():
+                f.inputs, f.inputs_file = load_inputs(folder, f.inputs_file), None
+            merged.findings.append(f)
+        merged.running += report.running
     merged.complete = all(r.complete for r, _ in reports)
     return merged
-
-
-def _copy_inputs(f: Finding, folder: Path, out_dir: Path, index: int) -> Finding:
-    if f.inputs_file and (folder / f.inputs_file).exists():
-        name = f"findings/{index:03d}.pt"
-        (out_dir / "findings").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(folder / f.inputs_file, out_dir / name)
-        f.inputs_file = name
-    return f

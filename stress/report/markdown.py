@@ -1,23 +1,34 @@
-"""The Markdown view of a report: a status matrix of targets × modes, then the findings."""
+"""The Markdown view of a report: a status matrix of targets × modes, then the findings.
+
+Compact enough for a CI job summary or a PR comment.
+"""
 
 from __future__ import annotations
 
-from .model import Report, describe_diagnosis
+from pathlib import Path
+
+from ..core.outcomes import Outcome
+from .model import Finding, Report
+from .render import STATUS_LABELS, counterexample_text, describe_diagnosis, figures_text, finding_headline
 
 __all__ = ["to_markdown"]
 
-STATUS_LABELS = {
-    "passed": "✅ pass",
-    "failed": "❌ FAIL",
-    "xfailed": "⚠️ xfail",
-    "xpassed": "❌ XPASS",
-    "skipped": "⏭ skip",
-    "unsupported": "∅ unsupported",
-}
+
+def _order(report: Report) -> dict[tuple[str, str], int]:
+    return {(r.target, r.mode): i for i, r in enumerate(report.results)}
 
 
-def to_markdown(report: Report) -> str:
-    """Compact enough for a CI job summary or a PR comment."""
+def sorted_findings(report: Report) -> list[Finding]:
+    """Unexpected failures first, then expected ones, then limits and flaky ones; in run order."""
+    order = _order(report)
+    rank = {Outcome.FAIL: 0, Outcome.FLAKY: 2, Outcome.LIMIT: 3}
+    return sorted(
+        report.findings,
+        key=lambda f: (rank[f.outcome] + (1 if f.expected else 0), order.get((f.target, f.mode), 0)),
+    )
+
+
+def to_markdown(report: Report, directory: Path | None = None) -> str:
     modes = list(dict.fromkeys(r.mode for r in report.results))
     targets = list(dict.fromkeys(r.target for r in report.results))
     status = {(r.target, r.mode): r.status for r in report.results}
@@ -29,37 +40,36 @@ def to_markdown(report: Report) -> str:
         f"{len(targets)} targets × {len(modes)} modes: {verdict}; {len(report.findings)} findings "
         f"({len(report.unexpected)} unexpected).",
         "",
-        "| target | " + " | ".join(modes) + " |",
-        "|---|" + "---|" * len(modes),
     ]
+    if report.running:
+        lines += ["Still running when the run stopped:", ""]
+        lines += [f"- {r}" for r in report.running]
+        lines.append("")
+    lines += ["| target | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
     for t in targets:
-        cells = [STATUS_LABELS.get(status.get((t, m), ""), "") for m in modes]
+        cells = [STATUS_LABELS[status[(t, m)]] if (t, m) in status else "" for m in modes]
         lines.append(f"| `{t}` | " + " | ".join(cells) + " |")
     if report.findings:
         lines += ["", "## Findings", ""]
-        order = {(t, m): i for i, (t, m) in enumerate(status)}
-        for f in sorted(
-            report.findings, key=lambda f: (f.expected, order.get((f.target, f.mode), 0))
-        ):
-            tag = "expected" if f.expected else "**unexpected**"
-            args = ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
-            lines += [
-                f"### `{f.target}` · {f.mode} · {f.check} ({tag})",
-                "",
-                f"{f.message}",
-                "",
-                f"- counterexample: `{args}`",
-            ]
+        for f in sorted_findings(report):
+            lines += [f"### `{f.id}`", "", finding_headline(f), "", f.message, ""]
+            lines.append(f"- counterexample: `{counterexample_text(f)}`")
             if f.figures:
-                figs = ", ".join(f"{k}={v:.4g}" for k, v in f.figures.items())
-                lines.append(f"- figures: {figs}")
+                lines.append(f"- figures: {figures_text(f.figures)}")
             if f.diagnosis:
                 lines.append(f"- diagnosis: {describe_diagnosis(f.diagnosis)}")
+            replay = f.replay_command(str(directory) if directory else None)
+            if replay:
+                lines.append(f"- replay: `{replay}`")
             lines.append("")
-    notes = [
-        r for r in report.results if r.reason and r.status in ("skipped", "unsupported", "xfailed")
-    ]
+    notes = [r for r in report.results if r.reason]
     if notes:
         lines += ["", "## Notes", ""]
-        lines += [f"- `{r.target}` [{r.mode}] {r.status}: {r.reason}" for r in notes]
+        seen: set[tuple[str, str]] = set()
+        for r in notes:
+            if (r.target, r.reason) in seen:
+                continue  # one line for a reason every mode shares
+            seen.add((r.target, r.reason or ""))
+            same = [x.mode for x in notes if x.target == r.target and x.reason == r.reason]
+            lines.append(f"- `{r.target}` [{', '.join(same)}] {r.status}: {r.reason}")
     return "\n".join(lines) + "\n"

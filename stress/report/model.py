@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import platform
-import subprocess
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-import torch
-
+from ..core.outcomes import Expect, Outcome, Status
 from ..errors import ReportError
 
-__all__ = ["SCHEMA_VERSION", "Finding", "Report", "Result", "environment"]
+__all__ = ["SCHEMA_VERSION", "Finding", "Report", "Result"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# statuses of one target × mode
-PASSED, FAILED, XFAILED, XPASSED = "passed", "failed", "xfailed", "xpassed"
-SKIPPED, UNSUPPORTED = "skipped", "unsupported"
-BAD_STATUSES = frozenset({FAILED, XPASSED})
-
-_FIGURE_LABELS = {
+FIGURE_LABELS = {
     "max_abs_output": "max |output|",
     "grad_norm": "grad norm",
     "error": "error",
@@ -32,26 +24,17 @@ _FIGURE_LABELS = {
 }
 
 
-def describe_diagnosis(d: dict[str, Any]) -> str:
-    """One line: the op, its phase and user line, and the mechanism's sentence."""
-    where = f" at {d['location']}" if d.get("location") else ""
-    via = f", in {d['node']}" if d.get("node") else ""
-    return f"first {d['kind']} value from {d['op']} [{d['phase']}{via}, {d['dtype']}]{where}: {d['explanation']}"
-
-
-def _fmt_figures(figures: dict[str, float]) -> str:
-    return ", ".join(f"{_FIGURE_LABELS.get(k, k)} = {v:.4g}" for k, v in figures.items())
-
-
 @dataclass
 class Finding:
-    """One failed check with its minimal counterexample, enough to replay it."""
+    """One failure (or limit) of one check on one output, with its minimal counterexample."""
 
     target: str
     mode: str
     check: str
     message: str
     counterexample: dict[str, str]
+    key: str = ""  # the output or gradient, e.g. "out" or "grad['x']"; the type of an exception
+    outcome: Outcome = Outcome.FAIL
     figures: dict[str, float] = field(default_factory=dict)
     expected: bool = False
     reproduce_blob: str | None = None
@@ -63,115 +46,107 @@ class Finding:
 
     @property
     def id(self) -> str:
-        return f"{self.target}[{self.mode}]:{self.check}"
+        suffix = f"@{self.key}" if self.key and self.key != "out" else ""
+        return f"{self.target}[{self.mode}]:{self.check}{suffix}"
 
     @property
-    def replay(self) -> str | None:
+    def counts(self) -> bool:
+        """Whether the finding decides the run: a real failure nobody expected."""
+        return self.outcome == Outcome.FAIL and not self.expected
+
+    def replay_command(self, report_dir: str | None = None) -> str | None:
         """The command that re-runs this finding from its stored counterexample."""
-        return f"stress replay REPORT '{self.id}'" if self.source and self.inputs_file else None
+        if not (self.source and self.inputs_file):
+            return None
+        return f"stress replay {report_dir or '<report-dir>'} '{self.id}'"
 
     def __str__(self) -> str:
-        tag = "expected" if self.expected else "UNEXPECTED"
-        args = ", ".join(f"{k}={v}" for k, v in self.counterexample.items())
-        lines = [
-            f"{self.check} failed for {self.target} in {self.mode} ({tag})",
-            f"  {self.message}",
-            f"  counterexample: {args}",
-        ]
-        if self.figures:
-            lines.append(f"  figures: {_fmt_figures(self.figures)}")
-        if self.diagnosis:
-            lines.append(f"  diagnosis: {describe_diagnosis(self.diagnosis)}")
-        if self.traceback:
-            lines.append("  " + self.traceback.strip().splitlines()[-1])
-        return "\n".join(lines)
+        from .render import finding_text
+
+        return finding_text(self)
+
+    __repr__ = __str__
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("inputs")
         d["id"] = self.id
-        d["replay"] = self.replay
-        d["figures"] = {k: _json_float(v) for k, v in self.figures.items()}
+        d["outcome"] = str(self.outcome)
+        d["figures"] = {k: json_float(x) for k, x in self.figures.items()}
         if self.diagnosis:
-            d["diagnosis"] = _json_safe(self.diagnosis)
+            d["diagnosis"] = json_safe(self.diagnosis)
         return d
 
 
 @dataclass
 class Result:
-    """The outcome of one target in one mode, with the worst figures over all examples."""
+    """The verdict on one target in one mode, with the worst figures over all examples."""
 
     target: str
     mode: str
     device: str
-    status: str
-    expected: str
-    examples: int = 0
+    status: Status
+    expected: Expect = field(default_factory=Expect)
+    examples: int = 0  # drawn by the search
+    shrinking: int = 0  # run while shrinking failures
+    over_budget: int = 0  # not run: over the memory budget
     seconds: float = 0.0
+    stability_seconds: float = 0.0
     worst: dict[str, float] = field(default_factory=dict)
     checks: list[str] = field(default_factory=list)  # every check that ran
     checks_failed: list[str] = field(default_factory=list)
-    reason: str | None = None
+    reason: str | None = None  # why this status: the declared reason, or what the verdict found
     grad_norms: list[float] = field(default_factory=list)  # per example, for distributions
     stability: dict[str, Any] | None = None  # failure rate over log-magnitude × a scalar parameter
     source: str | None = None  # where the target can be imported from again
+    options: dict[str, Any] = field(default_factory=dict)  # the target's options, as run
+
+    @property
+    def id(self) -> str:
+        return f"{self.target}[{self.mode}]"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["worst"] = {k: _json_float(v) for k, v in self.worst.items()}
-        d["grad_norms"] = [_json_float(v) for v in self.grad_norms]
+        d["status"] = str(self.status)
+        d["expected"] = self.expected.to_json()
+        d["worst"] = {k: json_float(x) for k, x in self.worst.items()}
+        d["grad_norms"] = [json_float(x) for x in self.grad_norms]
+        d["options"] = json_safe(self.options)
         return d
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        r = _load(cls, data)
+        r.status = Status(r.status)
+        r.expected = Expect.from_json(data.get("expected", "pass"))
+        r.worst = {k: float(x) for k, x in r.worst.items()}
+        r.grad_norms = [float(x) for x in r.grad_norms]
+        return r
 
-def _json_float(v: float) -> float | str:
+
+def json_float(x: float) -> float | str:
     """JSON has no inf/nan; keep them as strings so the file stays standard JSON."""
-    return v if math.isfinite(v) else str(v)
+    return x if math.isfinite(x) else str(x)
 
 
-def _from_json_float(v: float | str) -> float:
-    return float(v)
-
-
-def _json_safe(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
     if isinstance(obj, float):
-        return _json_float(obj)
+        return json_float(obj)
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
+        return {str(k): json_safe(x) for k, x in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(x) for x in obj]
     return obj
 
 
-def _from_json_safe(obj: Any) -> Any:
+def from_json_safe(obj: Any) -> Any:
     if obj in ("inf", "-inf", "nan"):
         return float(obj)
     if isinstance(obj, dict):
-        return {k: _from_json_safe(v) for k, v in obj.items()}
+        return {k: from_json_safe(x) for k, x in obj.items()}
     if isinstance(obj, list):
-        return [_from_json_safe(v) for v in obj]
+        return [from_json_safe(x) for x in obj]
     return obj
-
-
-def environment() -> dict[str, Any]:
-    """Where a run happened: compared before two reports are compared."""
-    import hypothesis
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "hypothesis": hypothesis.__version__,
-        "cuda": torch.version.cuda,
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-    }
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        env["git_commit"] = out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        env["git_commit"] = None
-    return env
 
 
 @dataclass
@@ -187,21 +162,24 @@ class Report:
     )
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat())
     complete: bool = False
+    running: list[str] = field(default_factory=list)  # what was running when the run stopped
 
     @property
     def ok(self) -> bool:
-        """True when every expectation was met: no unexpected finding, no missed expected failure."""
-        return not any(r.status in BAD_STATUSES for r in self.results)
+        """True when every expectation was met: no unexpected failure, no missed expected one,
+        no timeout, crash or harness error."""
+        return not any(r.status.fails_run for r in self.results)
 
     @property
     def unexpected(self) -> list[Finding]:
-        return [f for f in self.findings if not f.expected]
+        """The findings that fail the run: real failures nobody expected."""
+        return [f for f in self.findings if f.counts]
 
     def result(self, target: str, mode: str) -> Result:
         for r in self.results:
             if r.target == target and r.mode == mode:
                 return r
-        known = sorted({f"{r.target}[{r.mode}]" for r in self.results})
+        known = sorted(r.id for r in self.results)
         raise KeyError(f"no result for {target}[{mode}]; results are {known}")
 
     def findings_for(self, target: str, mode: str | None = None) -> list[Finding]:
@@ -215,21 +193,22 @@ class Report:
             {
                 "target": r.target,
                 "mode": r.mode,
-                "status": r.status,
+                "status": str(r.status),
                 "examples": r.examples,
+                "shrinking": r.shrinking,
                 "checks failed": ", ".join(r.checks_failed),
-                **{_FIGURE_LABELS.get(k, k): v for k, v in r.worst.items()},
+                **{FIGURE_LABELS.get(k, k): x for k, x in r.worst.items()},
             }
             for r in self.results
         ]
         return pd.DataFrame(rows)
 
     def __str__(self) -> str:
-        counts: dict[str, int] = {}
-        for r in self.results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        return f"Report {self.run_id}: {'OK' if self.ok else 'FAILED'} ({head}; {len(self.findings)} findings)"
+        from .render import report_text
+
+        return report_text(self)
+
+    __repr__ = __str__
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -238,8 +217,9 @@ class Report:
             "created": self.created,
             "complete": self.complete,
             "ok": self.ok,
+            "running": self.running,
             "environment": self.environment,
-            "settings": self.settings,
+            "settings": json_safe(self.settings),
             "results": [r.to_dict() for r in self.results],
             "findings": [f.to_dict() for f in self.findings],
         }
@@ -251,30 +231,32 @@ class Report:
         version = data["schema_version"]
         if version != SCHEMA_VERSION:
             raise ReportError(
-                f"report schema_version={version!r} is not supported; this torch-stress reads version {SCHEMA_VERSION}"
+                f"report schema_version={version!r} is not supported; this torch-stress reads version "
+                f"{SCHEMA_VERSION} (run it again, or `stress report` it with the torch-stress that wrote it)"
             )
         try:
-            results = [_load(Result, r, floats="worst") for r in data["results"]]
-            for r in results:
-                r.grad_norms = [_from_json_float(v) for v in r.grad_norms]
-            findings = [_load(Finding, f, floats="figures") for f in data["findings"]]
-            for f in findings:
-                f.diagnosis = _from_json_safe(f.diagnosis)
             return cls(
-                results=results,
-                findings=findings,
-                settings=data["settings"],
+                results=[Result.from_dict(r) for r in data["results"]],
+                findings=[finding_from_dict(f) for f in data["findings"]],
+                settings=from_json_safe(data["settings"]),
                 environment=data["environment"],
                 run_id=data["run_id"],
                 created=data["created"],
                 complete=data["complete"],
+                running=list(data.get("running", [])),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise ReportError(f"corrupt report: {type(e).__name__}: {e}") from None
 
 
-def _load(cls: type, data: dict[str, Any], floats: str) -> Any:
+def finding_from_dict(data: dict[str, Any]) -> Finding:
+    f = _load(Finding, data)
+    f.outcome = Outcome(f.outcome)
+    f.figures = {k: float(x) for k, x in f.figures.items()}
+    f.diagnosis = from_json_safe(f.diagnosis)
+    return f
+
+
+def _load(cls: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in fields(cls)} - {"inputs"}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    kwargs[floats] = {k: _from_json_float(v) for k, v in kwargs.get(floats, {}).items()}
-    return cls(**kwargs)
+    return cls(**{k: x for k, x in data.items() if k in names})

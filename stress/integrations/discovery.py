@@ -10,15 +10,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import InvalidArgument
-from .targets import BaseTarget
+from ..engine.targets import BaseTarget
+from ..errors import InvalidArgument
 
-__all__ = ["collect_targets", "load_object"]
+__all__ = ["collect_targets", "load_object", "load_target"]
 
 
 def _import_file(path: Path) -> ModuleType:
+    """Import a ``.py`` file as a module (once per process: a second call returns it)."""
     name = f"stress_suite_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) == str(path.resolve()):
+        return loaded
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
     if spec is None or spec.loader is None:
         raise InvalidArgument(f"cannot import {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
@@ -41,6 +45,15 @@ def _targets_in(module: ModuleType, prefix: str, origin: str) -> list[BaseTarget
     return found
 
 
+def load_target(source: str, name: str) -> BaseTarget:
+    """The target at ``source`` (``file.py:attr`` or ``module:attr``), named as it was in the run."""
+    target = load_object(source)
+    if not isinstance(target, BaseTarget):
+        raise InvalidArgument(f"{source} is not a @stress.target or @stress.step_target")
+    target.source, target.name, target.named = source, name, True
+    return target
+
+
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*.py") if not p.name.startswith("_"))
@@ -54,7 +67,7 @@ def collect_targets(paths: Iterable[str]) -> list[BaseTarget]:
         p = Path(raw)
         if p.exists():
             for f in _files(p):
-                targets += _targets_in(_import_file(f), f.stem, str(f))
+                targets += _targets_in(_import_file(f), f.stem, str(f.resolve()))
         elif p.suffix == ".py" or "/" in raw:
             raise InvalidArgument(
                 f"no such file or directory {raw!r}; give .py files, folders of them, or module names"

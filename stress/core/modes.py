@@ -13,24 +13,27 @@ amp-bf16   float32           bfloat16           bfloat16
 ========== ================= ================== ===========================
 
 Default tolerances bound the normwise relative error ``max|out - ref| / max(max|ref|, floor)``
-against a float64 reference computed on the same rounded inputs. They are per mode and any
-target may override them (``tolerances={"fp16": 3e-2}``).
+against a float64 reference computed on the same rounded inputs, for outputs
+(``DEFAULT_TOLERANCES``) and for gradients (``GRADIENT_TOLERANCES``). They are per mode and any
+target may override them (``tolerances={"fp16": 3e-2}``, ``gradient_tolerances=...``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
-from .errors import InvalidArgument, check_choice
+from ..errors import InvalidArgument
+from .numerics import DtypeFacts, dtype_facts
 from .options import DEVICES, MODE_NAMES
+from .validation import check_choice
 
 __all__ = [
     "DEFAULT_TOLERANCES",
+    "GRADIENT_TOLERANCES",
     "MODE_NAMES",
     "DtypeFacts",
     "Mode",
@@ -38,30 +41,6 @@ __all__ = [
     "resolve_device",
     "resolve_modes",
 ]
-
-
-@dataclass(frozen=True)
-class DtypeFacts:
-    """What a floating dtype can represent: the numbers strategies aim at and errors are scaled by."""
-
-    dtype: torch.dtype
-    max: float
-    tiny: float  # smallest positive normal
-    eps: float
-
-    @property
-    def sqrt_max(self) -> float:
-        return math.sqrt(self.max)
-
-    @property
-    def smallest_subnormal(self) -> float:
-        return self.tiny * self.eps
-
-
-def dtype_facts(dtype: torch.dtype) -> DtypeFacts:
-    """``torch.finfo`` reduced to the facts the harness uses."""
-    fi = torch.finfo(dtype)
-    return DtypeFacts(dtype=dtype, max=float(fi.max), tiny=float(fi.tiny), eps=float(fi.eps))
 
 
 # name: (storage dtype of inputs and parameters, autocast dtype or None)
@@ -81,6 +60,12 @@ DEFAULT_TOLERANCES: dict[str, float] = {
     "amp-fp16": 1e-2,
     "amp-bf16": 5e-2,
 }
+
+
+# A backward pass chains more roundings than the forward pass (a normalization's gradient
+# cancels terms of size 1/sigma): the gradient tolerances were measured on the stable twins of
+# the test corpus, see the README's "What is checked".
+GRADIENT_TOLERANCES: dict[str, float] = {name: 10 * tol for name, tol in DEFAULT_TOLERANCES.items()}
 
 
 def resolve_device(device: str) -> str:
@@ -141,10 +126,16 @@ class Mode:
         with torch.autocast(device_type=self.device, dtype=self.autocast_dtype):
             yield
 
-    def tolerance(self, overrides: dict[str, float] | None = None) -> float:
+    def tolerance(self, overrides: Mapping[str, float] | None = None) -> float:
+        """The output tolerance of this mode, or the target's override."""
         if overrides and self.name in overrides:
             return overrides[self.name]
         return DEFAULT_TOLERANCES[self.name]
+
+    def gradient_tolerance(self, overrides: Mapping[str, float] | None = None) -> float:
+        if overrides and self.name in overrides:
+            return overrides[self.name]
+        return GRADIENT_TOLERANCES[self.name]
 
     def __str__(self) -> str:
         return self.label

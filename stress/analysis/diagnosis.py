@@ -26,12 +26,13 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from .modes import Mode
+from ..core.modes import Mode
+from ..report.render import describe_diagnosis, stats_text
 
 __all__ = ["MECHANISMS", "Diagnosis", "OpRecord", "diagnose"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
-_STRESS_DIR = os.path.dirname(__file__)
+_STRESS_DIR = os.path.dirname(os.path.dirname(__file__))
 _SKIP_OPS = frozenset(
     {
         "aten.detach",
@@ -66,20 +67,6 @@ def _stats(tensors: list[torch.Tensor]) -> dict[str, float]:
     }
 
 
-def _fmt_stats(s: dict[str, float]) -> str:
-    if not s:
-        return "no floating values"
-    parts = [
-        f"min {s['min']:.4g}",
-        f"max {s['max']:.4g}",
-        f"max |x| {s['max_abs']:.4g}",
-        f"{int(s['zeros'])} zeros",
-    ]
-    if s["inf"] or s["nan"]:
-        parts.append(f"{int(s['inf'])} inf, {int(s['nan'])} nan")
-    return ", ".join(parts) + f" (of {int(s['numel'])})"
-
-
 @dataclass
 class OpRecord:
     """One traced op: what it is, where the user called it, and its numbers."""
@@ -106,10 +93,10 @@ class Diagnosis:
 
     def __str__(self) -> str:
         r = self.record
-        where = f" at {r.location}" if r.location else ""
-        via = f" (in {r.node})" if r.node else ""
-        head = f"first {self.kind} value from {r.op} [{r.phase}{via}, {r.dtype}]{where}"
-        return f"{head}: {self.explanation}\n    inputs: {_fmt_stats(r.inputs)}\n    output: {_fmt_stats(r.output)}"
+        return (
+            f"{describe_diagnosis(self.to_dict())}\n    inputs: {stats_text(r.inputs)}\n"
+            f"    output: {stats_text(r.output)}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -46,9 +46,11 @@ from typing import Any
 
 import torch
 
-from .errors import InvalidArgument
+from ..core import validation as v
+from ..core.numerics import total_norm
+from ..errors import InvalidArgument
 
-__all__ = ["GuardedStep", "StepOutcome"]
+__all__ = ["GuardedStep", "StepOutcome", "all_finite"]
 
 log = logging.getLogger("stress.guard")
 
@@ -72,22 +74,6 @@ class StepOutcome:
     grad_norm: float | None = None  # total norm before clipping, when measured at a closed window
 
 
-def total_norm(grads: list[torch.Tensor]) -> float:
-    """The 2-norm of all gradients together, in one fused pass where torch has it."""
-    if not grads:
-        return 0.0
-    first = grads[0]
-    if all(g.device == first.device and g.dtype == first.dtype for g in grads):
-        return float(
-            torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        )  # the hot path
-    return float(
-        torch.linalg.vector_norm(
-            torch.stack([torch.linalg.vector_norm(g.float()).cpu() for g in grads])
-        )
-    )
-
-
 def all_finite(
     grads: list[torch.Tensor], flags: dict[torch.device, tuple[torch.Tensor, torch.Tensor]]
 ) -> bool:
@@ -107,19 +93,6 @@ def all_finite(
         )
         bad = bad or bool(found.item())
     return not bad
-
-
-def _positive(
-    name: str, value: float | None, *, allow_none: bool = True, integer: bool = False
-) -> None:
-    if value is None and allow_none:
-        return
-    kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        want = "a positive int" if integer else "a positive number"
-        raise InvalidArgument(
-            f"GuardedStep({name}={value!r}): must be {want}" + (" or None" if allow_none else "")
-        )
 
 
 class GuardedStep:
@@ -152,14 +125,17 @@ class GuardedStep:
             raise InvalidArgument(
                 f"GuardedStep(scaler={scaler!r}): must be a torch.amp.GradScaler or None"
             )
-        _positive("accumulation_steps", accumulation_steps, allow_none=False, integer=True)
-        _positive("max_grad_norm", max_grad_norm)
-        _positive("grad_norm_alarm", grad_norm_alarm)
-        _positive("spike_threshold", spike_threshold)
-        _positive("window", window, allow_none=False, integer=True)
-        _positive("max_scale_cuts", max_scale_cuts, allow_none=False, integer=True)
-        if not isinstance(warmup, int) or warmup < 0:
-            raise InvalidArgument(f"GuardedStep(warmup={warmup!r}): must be an int >= 0")
+        ctx = "GuardedStep"
+        v.check_int("accumulation_steps", accumulation_steps, minimum=1, context=ctx)
+        v.check_number("max_grad_norm", max_grad_norm, positive=True, allow_none=True, context=ctx)
+        v.check_number("grad_norm_alarm", grad_norm_alarm, positive=True, allow_none=True, context=ctx)
+        v.check_number("spike_threshold", spike_threshold, positive=True, allow_none=True, context=ctx)
+        v.check_number("min_spike_ratio", min_spike_ratio, positive=True, allow_zero=True, context=ctx)
+        v.check_int("window", window, minimum=1, context=ctx)
+        v.check_int("warmup", warmup, minimum=0, context=ctx)
+        v.check_number("min_scale", min_scale, positive=True, allow_zero=True, context=ctx)
+        v.check_int("max_scale_cuts", max_scale_cuts, minimum=1, context=ctx)
+        v.check_bool("reset_collapsed_scale", reset_collapsed_scale, context=ctx)
         params = model.parameters() if isinstance(model, torch.nn.Module) else model
         self.params = [p for p in params if p.requires_grad]
         self.optimizer, self.scaler = optimizer, scaler

@@ -6,12 +6,13 @@ the ``stress_fuzz`` fixture is used, so ordinary test sessions pay nothing.
 - ``pytest suites/`` collects ``@stress.target`` / ``@stress.step_target`` declarations from
   ``.py`` files (and from test modules) as items ``name[mode]``; ``expect="fail"`` behaves as a
   strict xfail, unsupported and unavailable modes as skips.
-- Options (group ``stress``): ``--stress-modes``, ``--stress-device``, ``--stress-profile``,
-  ``--stress-max-examples``, ``--stress-seed``, ``--stress-shard i/n``, ``--stress-report DIR``
-  (one merged report for the session, including ``stress.fuzz`` calls inside ordinary tests,
-  also under pytest-xdist) and ``--stress-baseline FILE`` (fail only on regressions).
-- ``@pytest.mark.stress(modes=..., max_examples=...)`` with validated keywords, read by the
-  ``stress_fuzz`` fixture.
+- Options (group ``stress``): the run's options of the ``stress`` CLI with a ``--stress-``
+  prefix (``--stress-modes``, ``--stress-profile``, ``--stress-strict`` …), ``--stress-shard
+  i/n`` (stress items and tests using ``stress_fuzz`` alike), ``--stress-report DIR`` (one
+  merged report for the session, including ``stress.fuzz`` calls inside ordinary tests, also
+  under pytest-xdist) and ``--stress-baseline FILE`` (fail only on regressions).
+- ``@pytest.mark.stress(modes=..., max_examples=...)`` with validated keywords — every run and
+  target option — read by the ``stress_fuzz`` fixture.
 """
 
 from __future__ import annotations
@@ -25,32 +26,18 @@ from typing import Any
 
 import pytest
 
-from .events import LISTENERS
-from .options import add_search_options, in_shard
+from ..core.options import FunctionOptions, RunOptions
+from ..engine.events import LISTENERS
+from .flags import add_run_flags, in_shard
 
 _DECLARES = re.compile(r"@stress\.(step_)?target\b|stress\.(step_)?target\(")
-MARKER_KEYWORDS = frozenset(
-    {
-        "modes",
-        "device",
-        "profile",
-        "max_examples",
-        "seed",
-        "dims",
-        "wrt",
-        "tolerances",
-        "expect",
-        "reason",
-        "max_output",
-        "max_grad_norm",
-    }
-)
+MARKER_KEYWORDS = frozenset(RunOptions.names()) | frozenset(FunctionOptions.names())
 _SESSION = pytest.StashKey["_StressSession"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("stress", "torch-stress: numerical stress testing")
-    add_search_options(group.addoption, prefix="--stress-", dest_prefix="stress_")
+    add_run_flags(group.addoption, prefix="--stress-", dest_prefix="stress_")
     group.addoption(
         "--stress-report",
         dest="stress_report",
@@ -119,20 +106,27 @@ class _StressSession:
         if path is None:
             return set()
         if self._baseline is None:
-            from .report.storage import load_report
+            from ..report.storage import load_report
 
             self._baseline = {f.id for f in load_report(path).findings}
         return set(self._baseline)
 
+    def run_options(self) -> dict[str, Any]:
+        """The session's run options, for every stress item and ``stress_fuzz`` call."""
+        options = {name: self.option(name) for name in RunOptions.names()}
+        if getattr(self.config, "workerinput", None) is not None and options["jobs"] is None:
+            options["jobs"] = 0  # an xdist worker has its share of the cores already
+        return options
+
     def report(self) -> Any:
-        from .report.model import Report, environment
-        from .runner import default_profile
+        from ..report.environment import environment
+        from ..report.model import Report
 
         report = Report(
             results=list(self.results), findings=list(self.findings), environment=environment()
         )
         report.settings = {
-            "profile": self.option("profile") or default_profile(),
+            "profile": RunOptions(**self.run_options()).resolved_profile,
             "modes": self.option("modes"),
             "device": self.option("device"),
             "seed": self.option("seed"),
@@ -165,7 +159,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_pycollect_makeitem(
     collector: pytest.Collector, name: str, obj: object
 ) -> list[pytest.Item] | None:
-    from .targets import BaseTarget  # the test module imported stress already
+    from ..engine.targets import BaseTarget  # the test module imported stress already
 
     # other files (also collected as modules when named on the command line) are StressFiles
     if isinstance(obj, BaseTarget) and _is_test_module(collector.path):
@@ -182,11 +176,12 @@ class StressFile(pytest.File):
 
 
 def _items(parent: pytest.Collector, target: Any, name: str) -> Iterator[pytest.Item]:
-    from .modes import resolve_modes
+    from ..core.modes import resolve_modes
 
     session: _StressSession = parent.config.stash[_SESSION]
     for mode in resolve_modes(session.option("modes"), session.option("device")):
-        yield StressItem.from_parent(parent, name=f"{name}[{mode.label}]", target=target, mode=mode)
+        if target.runs_in(mode):
+            yield StressItem.from_parent(parent, name=f"{name}[{mode.label}]", target=target, mode=mode)
 
 
 class StressFailure(Exception):
@@ -199,29 +194,27 @@ class StressItem(pytest.Item):
         self.target, self.mode = target, mode
 
     def runtest(self) -> None:
-        from .runner import default_profile, run
+        from ..core.outcomes import Status
+        from ..engine.runner import run
 
         session: _StressSession = self.config.stash[_SESSION]
-        report = run(
-            [self.target],
-            modes=[self.mode],
-            profile=session.option("profile") or default_profile(),
-            max_examples=session.option("max_examples"),
-            seed=session.option("seed"),
-        )
+        options = {**session.run_options(), "modes": [self.mode], "jobs": 0}
+        report = run([self.target], **options)
         (result,) = report.results
-        if result.status in ("skipped", "unsupported"):
-            pytest.skip(result.reason or result.status)
-        if result.status == "xfailed":
+        self.user_properties.append(("stress_status", str(result.status)))
+        if result.status in (Status.SKIPPED, Status.UNSUPPORTED):
+            pytest.skip(result.reason or str(result.status))
+        if result.status == Status.XFAILED:
             pytest.xfail(result.reason or "expected failure found")
-        if result.status == "xpassed":
+        if result.status == Status.XPASSED:
             raise StressFailure(f"[XPASS(strict)] {result.reason}")
-        if result.status == "failed":
-            unexpected = [f for f in report.findings if not f.expected]
+        if result.status.fails_run:
+            unexpected = report.unexpected
             known = session.baseline_ids()
-            if known and all(f.id in known for f in unexpected):
+            if result.status == Status.FAILED and known and unexpected and all(f.id in known for f in unexpected):
                 pytest.xfail(f"known in the baseline: {', '.join(f.id for f in unexpected)}")
-            raise StressFailure("\n\n".join(str(f) for f in unexpected))
+            detail = "\n\n".join(str(f) for f in unexpected)
+            raise StressFailure(f"{result.id} {result.status}: {result.reason or ''}\n{detail}".strip())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, StressFailure):
@@ -247,27 +240,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             )
     if shard is None:
         return
-    keep = [i for i in items if not isinstance(i, StressItem) or in_shard(i.target.name, shard)]
+    keep = [i for i in items if in_shard(_shard_key(i), shard) or not _sharded(i)]
     dropped = [i for i in items if i not in keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
 
 
+def _sharded(item: pytest.Item) -> bool:
+    """Stress items and tests that fuzz through ``stress_fuzz`` are split between shards."""
+    return isinstance(item, StressItem) or "stress_fuzz" in getattr(item, "fixturenames", ())
+
+
+def _shard_key(item: pytest.Item) -> str:
+    return item.target.name if isinstance(item, StressItem) else item.nodeid
+
+
 @pytest.fixture
 def stress_fuzz(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """``stress_fuzz(fn, **strategies)``: ``stress.fuzz`` with the session's and the marker's options."""
-    from .runner import default_profile, fuzz
+    from ..engine.runner import fuzz
 
     session: _StressSession = request.config.stash[_SESSION]
     marker = request.node.get_closest_marker("stress")
-    options: dict[str, Any] = {
-        "modes": session.option("modes"),
-        "device": session.option("device"),
-        "profile": session.option("profile") or default_profile(),
-        "max_examples": session.option("max_examples"),
-        "seed": session.option("seed"),
-    }
+    options = {k: x for k, x in session.run_options().items() if k not in ("scheduler", "memory_budget")}
     options.update(marker.kwargs if marker else {})
 
     def call(fn: Callable[..., Any], **strategies: Any) -> Any:
@@ -285,8 +281,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = stress.option("report")
     if out is None or not (stress.results or stress.worker_dirs):
         return
-    from .report.compare import merge_reports
-    from .report.storage import load_report, write_report
+    from ..report.compare import merge_reports
+    from ..report.storage import load_report, write_report
 
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: hand a partial report to the controller
@@ -296,7 +292,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     parts = [(stress.report(), Path(out))] if stress.results else []
     parts += [(load_report(d), d) for d in stress.worker_dirs]
-    merged = merge_reports(parts, Path(out), strict=False) if stress.worker_dirs else parts[0][0]
+    merged = merge_reports(parts, strict=False) if stress.worker_dirs else parts[0][0]
     write_report(merged, out)
 
 

@@ -10,26 +10,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import hypothesis.strategies as hst
 import torch
 from hypothesis.strategies import SearchStrategy
 
-from .errors import InvalidArgument
-from .modes import Mode
+from ..core.modes import Mode
+from ..core.options import FAULT_NAMES
+from ..core.validation import check_choices
 
 __all__ = ["FAULTS", "MUST_SKIP", "Fault", "schedules"]
 
-FAULTS: tuple[str, ...] = (
-    "none",
-    "nan_batch",  # a NaN in the inputs
-    "inf_batch",  # an Inf in the inputs
-    "loss_spike",  # the loss multiplied by 1e3 … 1e8
-    "inf_grad",  # an infinite gradient in one parameter, through a hook
-    "large_activations",  # inputs at a quarter of the dtype's max: overflow downstream
-    "zero_grad",  # the loss multiplied by 0: an all-zero gradient
-    "batch_of_one",  # the batch cut to one sample
-)
+FAULTS: tuple[str, ...] = FAULT_NAMES
+# none; nan_batch / inf_batch: a NaN or Inf in the inputs; loss_spike: the loss multiplied by
+# 1e3 … 1e8; inf_grad: an infinite gradient in one parameter, through a hook;
+# large_activations: inputs at a quarter of the dtype's max (overflow downstream); zero_grad:
+# the loss multiplied by 0; batch_of_one: the batch cut to one sample
 # faults after which a correct step leaves parameters and optimizer state bit-identical
 MUST_SKIP = frozenset({"nan_batch", "inf_batch", "loss_spike", "inf_grad"})
 
@@ -67,7 +64,10 @@ class Fault:
                     out[key] = torch.full_like(value, torch.finfo(mode.compute_dtype).max / 4)
         return out
 
-    def loss(self, loss: torch.Tensor) -> torch.Tensor:
+    def loss(self, loss: Any) -> Any:
+        """The loss as this fault leaves it; a ``(sum, count)`` pair has its sum changed."""
+        if isinstance(loss, (tuple, list)) and len(loss) == 2:
+            return (self.loss(loss[0]), loss[1])
         if self.kind == "loss_spike":
             return loss * 10.0**self.magnitude
         if self.kind == "zero_grad":
@@ -98,10 +98,6 @@ def _fault(kind: str) -> SearchStrategy[Fault]:
 
 def schedules(faults: Sequence[str], max_steps: int) -> SearchStrategy[list[Fault]]:
     """Lists of one to ``max_steps`` steps; each step clean or with one of ``faults``."""
-    unknown = [f for f in faults if f not in FAULTS]
-    if unknown:
-        raise InvalidArgument(
-            f"faults={tuple(faults)!r} names {unknown}; known faults are {', '.join(FAULTS)}"
-        )
+    check_choices("faults", tuple(faults), FAULTS)
     kinds = ["none", *[f for f in faults if f != "none"]]
     return hst.lists(hst.one_of(*[_fault(k) for k in kinds]), min_size=1, max_size=max_steps)

@@ -1,0 +1,254 @@
+"""Where jobs run: this process, a forked worker per job, or a Dask cluster.
+
+A forked worker (``os.fork``, so any target runs, lambdas included, with no import) tells its
+supervisor which example it is on before running it. When one example runs past its deadline,
+the supervisor kills the worker and the job becomes a ``timeout`` naming that example; a worker
+that dies (a segfault in a custom op, the kernel's OOM killer) becomes a ``crash`` with its
+signal. The worker's address space is capped, so a runaway allocation fails in the worker
+instead of swapping the machine. Either way the run goes on.
+
+The runner submits :func:`run_supervised` to a ``concurrent.futures.Executor``: a thread pool
+here (one supervising thread per worker), or with a scheduler address the executor of an
+existing Dask ``distributed`` cluster (``pip install torch-stress[distributed]``), whose workers
+fork and supervise the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.outcomes import Status
+from ..errors import InvalidArgument
+from ..report.model import Finding, Result
+from .jobs import Job, execute
+
+__all__ = ["Running", "dask_executor", "machine_memory", "run_supervised"]
+
+JobOutput = tuple[Result, list[Finding]]
+# Python 3.12+ warns on fork() from a process with threads (the supervising threads here); the
+# child runs only torch-stress's own code and exits with os._exit
+warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
+_HEADER = struct.Struct("!Q")
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory, or 8 GiB when the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+@dataclass
+class Running:
+    """The jobs in flight: what each is doing and which worker runs it, so an interrupted run
+    can stop the workers and say what was running."""
+
+    doing: dict[str, str] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)  # what was running when stop() was called
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, key: str, what: str, pid: int | None = None) -> None:
+        with self.lock:
+            self.doing[key] = what
+            if pid is not None:
+                self.pids[key] = pid
+
+    def done(self, key: str) -> None:
+        with self.lock:
+            self.doing.pop(key, None)
+            self.pids.pop(key, None)
+
+    def describe(self) -> list[str]:
+        with self.lock:
+            return self.stopped or [f"{k}: {what}" for k, what in self.doing.items()]
+
+    def stop(self) -> None:
+        """Kill every worker (Ctrl-C): their jobs end, what they were doing is kept."""
+        with self.lock:
+            self.stopped = [f"{k}: {what}" for k, what in self.doing.items()]
+            for pid in self.pids.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def warm_up() -> None:
+    """Import, once in this process, what every job imports on first use — the first backward
+    pass alone pulls in ``torch._dynamo`` and sympy (over a second) — so forked workers share it."""
+    import torch
+    from hypothesis import find, settings
+    from hypothesis import strategies as hst
+
+    from ..analysis import diagnosis, stability  # noqa: F401 - imported for the workers
+    from .evaluation import FunctionSession  # noqa: F401 - imported for the workers
+
+    model = torch.nn.Linear(2, 2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.ones(1, 2))
+    out.float().sum().backward()
+    torch.optim.Adam(model.parameters()).step()
+    find(hst.integers(0, 3), lambda v: v > 1, settings=settings(database=None))
+
+
+def _send(fd: int, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class _Reader:
+    """Length-prefixed pickles from a pipe, read with a deadline."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.buffer = fd, b""
+
+    def _fill(self, n: int, until: float) -> bool:
+        while len(self.buffer) < n:
+            left = until - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise TimeoutError
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                return False
+            self.buffer += chunk
+        return True
+
+    def read(self, until: float) -> Any:
+        """The next message, ``EOFError`` when the writer is gone, ``TimeoutError`` at ``until``."""
+        if not self._fill(_HEADER.size, until):
+            raise EOFError
+        (size,) = _HEADER.unpack(self.buffer[: _HEADER.size])
+        if not self._fill(_HEADER.size + size, until + 60):  # the rest of a started message
+            raise EOFError
+        data, self.buffer = self.buffer[_HEADER.size : _HEADER.size + size], self.buffer[_HEADER.size + size :]
+        return pickle.loads(data)
+
+
+def _child(job: Job, fd: int, address_space: int | None) -> None:
+    """The forked worker: run the job, talk to the supervisor, never return."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+        import torch
+
+        # OpenMP's thread pool does not survive fork(): one thread per worker, which is also
+        # the right share when every core runs a worker
+        torch.set_num_threads(1)
+        if address_space is not None:
+            import resource
+
+            _, hard = resource.getrlimit(resource.RLIMIT_AS)
+            limit = address_space if hard == resource.RLIM_INFINITY else min(address_space, hard)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        output = execute(job, heartbeat=lambda what: _send(fd, ("beat", what)))
+        _send(fd, ("done", output))
+    except BaseException:  # noqa: BLE001 - everything goes back to the supervisor
+        with contextlib.suppress(BaseException):
+            _send(fd, ("error", traceback.format_exc()))
+    finally:
+        os._exit(0)
+
+
+def run_supervised(
+    job: Job, running: Running | None = None, address_space: int | None = None
+) -> JobOutput:
+    """Run ``job`` in a forked worker; a timeout or a dead worker becomes the job's status."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        _child(job, write_fd, address_space)
+    os.close(write_fd)
+    reader = _Reader(read_fd)
+    doing = "starting"
+    if running is not None:
+        running.note(job.key, doing, pid)
+    deadline = job.deadline
+    try:
+        while True:
+            try:
+                kind, payload = reader.read(time.monotonic() + deadline)
+            except TimeoutError:
+                os.kill(pid, signal.SIGKILL)
+                return _stopped(job, Status.TIMEOUT, f"ran longer than its deadline of {deadline:g} s on {doing}")
+            except EOFError:
+                return _stopped(job, Status.CRASH, f"the worker died ({_exit_status(pid)}) on {doing}")
+            if kind == "beat":
+                doing = payload
+                if running is not None:
+                    running.note(job.key, payload)
+            elif kind == "done":
+                result: JobOutput = payload
+                return result
+            else:
+                return _stopped(job, Status.ERROR, f"torch-stress failed:\n{payload}")
+    finally:
+        os.close(read_fd)
+        with contextlib.suppress(ChildProcessError):
+            _reap(pid)
+        if running is not None:
+            running.done(job.key)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def _exit_status(pid: int) -> str:
+    try:
+        _, status = os.waitpid(pid, 0)
+    except ChildProcessError:
+        return "exit status unknown"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name
+        hint = " — killed, perhaps by the out-of-memory killer" if sig == signal.SIGKILL else ""
+        return f"signal {sig}, {name}{hint}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def _stopped(job: Job, status: Status, reason: str) -> JobOutput:
+    target = job.target
+    result = Result(job.name, job.mode.label, job.mode.device, status, reason=reason, source=job.source)
+    if target is not None:
+        result.expected = target.expectation(job.mode)
+    return result, []
+
+
+@contextlib.contextmanager
+def dask_executor(address: str) -> Iterator[Executor]:
+    """An executor whose jobs run, supervised the same way, on a Dask ``distributed`` cluster."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InvalidArgument(
+            f"scheduler={address!r} needs Dask distributed: pip install 'torch-stress[distributed]'"
+        ) from None
+    try:
+        client = Client(address, timeout=30)
+    except OSError as e:
+        raise InvalidArgument(f"scheduler={address!r}: cannot connect ({e})") from None
+    try:
+        yield client.get_executor(pure=False)
+    finally:
+        client.close()

@@ -1,0 +1,2 @@
+"""torch-stress in other tools: the ``stress`` command, the pytest plugin, target discovery and
+replay."""

@@ -1,0 +1,121 @@
+"""The one rendering of a finding, a diagnosis and a status, used by every view: the terminal,
+pytest, ``report.md`` and ``report.html``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..core.outcomes import Outcome, Status
+
+if TYPE_CHECKING:
+    from .model import Finding, Report
+
+__all__ = [
+    "STATUS_LABELS",
+    "counterexample_text",
+    "describe_diagnosis",
+    "figures_text",
+    "finding_headline",
+    "finding_text",
+    "report_text",
+    "stats_text",
+]
+
+# a symbol and a word: the word stays readable where no emoji font is installed
+STATUS_LABELS: dict[Status, str] = {
+    Status.PASSED: "✅ pass",
+    Status.FAILED: "❌ FAIL",
+    Status.XFAILED: "☑️ xfail",
+    Status.XPASSED: "❌ XPASS",
+    Status.LIMIT: "⚠️ limit",
+    Status.FLAKY: "〰️ flaky",
+    Status.UNVERIFIED: "❔ unverified",
+    Status.UNSUPPORTED: "∅ unsupported",
+    Status.SKIPPED: "⏭ skip",
+    Status.TIMEOUT: "⏱ TIMEOUT",
+    Status.CRASH: "💥 CRASH",
+    Status.ERROR: "❌ ERROR",
+}
+
+_FIGURES = {
+    "max_abs_output": "max |output|",
+    "grad_norm": "grad norm",
+    "error": "error",
+    "error_eps": "error (eps)",
+    "grad_error": "grad error",
+}
+
+
+def figures_text(figures: dict[str, float]) -> str:
+    return ", ".join(f"{_FIGURES.get(k, k)} = {v:.4g}" for k, v in figures.items())
+
+
+def counterexample_text(f: Finding) -> str:
+    return ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
+
+
+def stats_text(s: dict[str, float]) -> str:
+    """``min … max …`` of an op's input or output, as the diagnosis records them."""
+    if not s:
+        return "no floating values"
+    parts = [
+        f"min {s['min']:.4g}",
+        f"max {s['max']:.4g}",
+        f"max |x| {s['max_abs']:.4g}",
+        f"{int(s['zeros'])} zeros",
+    ]
+    if s.get("inf") or s.get("nan"):
+        parts.append(f"{int(s['inf'])} inf, {int(s['nan'])} nan")
+    return ", ".join(parts) + f" (of {int(s['numel'])})"
+
+
+def describe_diagnosis(d: dict[str, Any]) -> str:
+    """One line: the op, its phase and user line, and the mechanism's sentence."""
+    where = f" at {d['location']}" if d.get("location") else ""
+    via = f", in {d['node']}" if d.get("node") else ""
+    return f"first {d['kind']} value from {d['op']} [{d['phase']}{via}, {d['dtype']}]{where}: {d['explanation']}"
+
+
+def finding_headline(f: Finding) -> str:
+    if f.outcome == Outcome.LIMIT:
+        return f"{f.check} hit a limit of the dtype for {f.target} in {f.mode} (not a failure unless strict)"
+    if f.outcome == Outcome.FLAKY:
+        return f"{f.check} failed once for {f.target} in {f.mode} but did not reproduce (flaky)"
+    tag = "expected" if f.expected else "UNEXPECTED"
+    return f"{f.check} failed for {f.target} in {f.mode} ({tag})"
+
+
+def finding_text(f: Finding, report_dir: str | None = None) -> str:
+    """Several lines: what failed, the numbers, the counterexample, and where it came from."""
+    lines = [finding_headline(f), f"  {f.message}", f"  counterexample: {counterexample_text(f)}"]
+    if f.figures:
+        lines.append(f"  figures: {figures_text(f.figures)}")
+    if f.diagnosis:
+        lines.append(f"  diagnosis: {describe_diagnosis(f.diagnosis)}")
+        if not f.diagnosis.get("mechanism"):
+            lines.append(f"    inputs: {stats_text(f.diagnosis.get('inputs', {}))}")
+            lines.append(f"    output: {stats_text(f.diagnosis.get('output', {}))}")
+    if f.traceback:
+        lines.append("  " + f.traceback.strip().splitlines()[-1])
+    replay = f.replay_command(report_dir) if report_dir else None
+    if replay:
+        lines.append(f"  replay: {replay}")
+    return "\n".join(lines)
+
+
+def report_text(report: Report) -> str:
+    """A one-line verdict, then every finding that fails the run."""
+    counts: dict[str, int] = {}
+    for r in report.results:
+        counts[str(r.status)] = counts.get(str(r.status), 0) + 1
+    head = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    partial = "" if report.complete else ", partial"
+    lines = [
+        f"Report {report.run_id}: {'OK' if report.ok else 'FAILED'} ({head}; "
+        f"{len(report.findings)} findings{partial})"
+    ]
+    for r in report.results:
+        if r.status.fails_run and r.reason:
+            lines.append(f"{r.id} {r.status}: {r.reason}")
+    lines += [str(f) for f in report.unexpected]
+    return "\n".join(lines)

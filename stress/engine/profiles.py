@@ -17,7 +17,7 @@ _COMMON: dict[str, Any] = dict(
     deadline=None,  # the engine enforces its own per-example deadline by stopping the worker
     verbosity=Verbosity.quiet,
     print_blob=True,
-    report_multiple_bugs=True,
+    report_multiple_bugs=False,  # one failure per search: the follow-up searches find the others
     suppress_health_check=[
         HealthCheck.too_slow,
         HealthCheck.data_too_large,

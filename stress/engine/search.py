@@ -2,11 +2,13 @@
 
 Each example is checked; every failing output or gradient is a violation, and the first one
 (in check order) that is a real failure is raised as an exception type of its own — one type per
-check and output — so Hypothesis shrinks each distinct failure to a minimal counterexample and
-reports them all. Limits (the dtype's fault) are recorded, never raised: the search goes on past
-them. A follow-up search then masks the failures already found and looks for another, so an
-expected, flaky or early failure cannot hide a second one. ``hypothesis.target()`` steers every
-search toward large outputs, large gradients and large errors in units of eps.
+check and output — which Hypothesis shrinks to a minimal counterexample. Limits (the dtype's
+fault) are recorded, never raised: the search goes on past them. A follow-up search then masks
+the failures already found and looks for another — with its full budget of examples, where
+Hypothesis's own multiple-bug search stops soon after the first bug and after ten seconds of
+wall clock — so an expected, flaky or early failure cannot hide a second one, and the result
+does not depend on the machine's speed. ``hypothesis.target()`` steers every search toward large
+outputs, large gradients and large errors in units of eps.
 """
 
 from __future__ import annotations

@@ -396,7 +396,7 @@ class StepSession:
             ):
                 outcome = Outcome.LIMIT
                 message += f". Below resolution: the batch holds values smaller than {mode.facts.name}'s smallest normal"
-            return [Violation("step_equivalence", message, key, outcome, {"step_error": err})]
+            return [Violation("step_equivalence", message, group, outcome, {"step_error": err})]
         return []
 
 

@@ -47,7 +47,7 @@ def test_run_seeds_exits_0_and_writes_reports(
     assert code == 0, out
     (run_dir,) = tmp_path.iterdir()
     data = json.loads((run_dir / "report.json").read_text())
-    assert data["schema_version"] == 1 and data["complete"] and data["ok"]
+    assert data["schema_version"] == 2 and data["complete"] and data["ok"]
     assert "| `seeds.info_nce_naive` |" in (run_dir / "report.md").read_text()
     assert "torch-stress summary" in out and "seeds.info_nce_fixed" in out
 

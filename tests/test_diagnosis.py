@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 import stress
-import stress.runner
 from stress import st
 from stress.analysis.diagnosis import MECHANISMS
+from stress.engine import jobs
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 
@@ -23,119 +25,31 @@ def line_of(file: str, text: str, after: str = "") -> int:
     return next(i for i, line in enumerate(lines[start:], start) if text in line) + 1
 
 
+def line_here(fn: Any, text: str) -> int:
+    source, first = inspect.getsourcelines(fn)
+    return first + next(i for i, line in enumerate(source) if text in line)
+
+
+def diagnosis_of(report: stress.Report, check: str) -> dict[str, Any]:
+    finding = next(f for f in report.findings if f.check == check and f.outcome == "fail")
+    assert finding.diagnosis is not None, str(finding)
+    return finding.diagnosis
+
+
 # target, mode, check -> op, phase, file, text on the user's line, (function it is in), mechanism
 EXPECTED = [
-    (
-        "seeds.info_nce_naive",
-        "fp16",
-        "finite_forward",
-        "aten::exp",
-        "forward",
-        "seeds.py",
-        "logits.exp()",
-        "def info_nce_naive",
-        "exp overflow",
-    ),
-    (
-        "seeds.info_nce_naive",
-        "bf16",
-        "finite_forward",
-        "aten::exp",
-        "forward",
-        "seeds.py",
-        "logits.exp()",
-        "def info_nce_naive",
-        "exp overflow",
-    ),
-    (
-        "seeds.gtcc_alignment_naive",
-        "fp16",
-        "finite_forward",
-        "aten::div",
-        "forward",
-        "seeds.py",
-        "alpha / alpha.sum",
-        "def gtcc_alignment_naive",
-        "0/0 after underflow",
-    ),
-    (
-        "seeds.gtcc_alignment_naive",
-        "fp32",
-        "finite_gradients",
-        "aten::div",
-        "backward",
-        "seeds.py",
-        ".sum(-1).sqrt()",
-        "def pairwise_distance",
-        "domain boundary",
-    ),
-    (
-        "seeds.layer_norm_naive",
-        "fp16",
-        "error",
-        "aten::sub",
-        "forward",
-        "seeds.py",
-        "(x - mean) ** 2",
-        "def layer_norm_naive",
-        "catastrophic cancellation",
-    ),
-    (
-        "seeds.fft_l1_naive",
-        "fp32",
-        "finite_gradients",
-        "aten::div",
-        "backward",
-        "seeds.py",
-        ".sqrt()",
-        "def fft_l1_naive",
-        "domain boundary",
-    ),
-    (
-        "training.fixed_loss_scale",
-        "fp16",
-        "finite_state",
-        "aten::mm",
-        "backward",
-        "training.py",
-        'model(batch["x"])',
-        "def classification",
-        "reduction overflow",
-    ),
-    (
-        "training.adam_pure_fp16",
-        "fp16",
-        "finite_state",
-        "aten::addcdiv_",
-        "forward",
-        "training.py",
-        "guard.step(loss_fn(model, batch))",
-        "def adam_pure_fp16",
-        "eps underflow",
-    ),
-    (
-        "training.step_on_nonfinite_loss",
-        "fp32",
-        "finite_state",
-        "aten::addmm",
-        "forward",
-        "training.py",
-        'model(batch["x"])',
-        "def classification",
-        "non-finite input",
-    ),
+    ("seeds.info_nce_naive", "fp16", "finite_forward", "aten::exp", "forward", "seeds.py", "logits.exp()", "def info_nce_naive", "exp overflow"),
+    ("seeds.info_nce_naive", "bf16", "finite_forward", "aten::exp", "forward", "seeds.py", "logits.exp()", "def info_nce_naive", "exp overflow"),
+    ("training.fixed_loss_scale", "fp16", "finite_state", "aten::mm", "backward", "training.py", 'model(batch["x"])', "def classification", "reduction overflow"),
+    ("training.step_on_nonfinite_loss", "fp32", "finite_state", "aten::addmm", "forward", "training.py", 'model(batch["x"])', "def classification", "non-finite input"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("target", "mode", "check", "op", "phase", "file", "text", "after", "mechanism"),
-    EXPECTED,
-    ids=lambda v: str(v),
-)
+@pytest.mark.parametrize(("target", "mode", "check", "op", "phase", "file", "text", "after", "mechanism"), EXPECTED, ids=str)
 def test_known_bad_targets_name_op_line_and_mechanism(
-    suites_report, target, mode, check, op, phase, file, text, after, mechanism
-) -> None:  # type: ignore[no-untyped-def]
-    (finding,) = [f for f in suites_report.findings_for(target, mode) if f.check == check]
+    suites_report: stress.Report, target: str, mode: str, check: str, op: str, phase: str, file: str, text: str, after: str, mechanism: str
+) -> None:
+    (finding,) = [f for f in suites_report.findings_for(target, mode) if f.check == check and f.outcome == "fail"]
     d = finding.diagnosis
     assert d is not None, str(finding)
     assert (d["op"], d["phase"], d["mechanism"]) == (op, phase, mechanism), d
@@ -143,29 +57,25 @@ def test_known_bad_targets_name_op_line_and_mechanism(
     assert "diagnosis: first " in str(finding)
 
 
-def test_logic_invariants_get_no_numeric_diagnosis(suites_report) -> None:  # type: ignore[no-untyped-def]
-    (finding,) = suites_report.findings_for("training.first_micro_batch_scaling", "fp32")
-    assert finding.check == "accumulation" and finding.diagnosis is None
+def test_logic_invariants_get_no_numeric_diagnosis(suites_report: stress.Report) -> None:
+    findings = suites_report.findings_for("training.first_micro_batch_scaling", "fp32")
+    assert findings and all(f.check == "step_equivalence" and f.diagnosis is None for f in findings)
 
 
-def erfinv_at_one(x):  # type: ignore[no-untyped-def]
+def erfinv_at_one(x: torch.Tensor) -> torch.Tensor:
     return torch.special.erfinv(x.clamp(-1, 1)).sum()
 
 
-def test_an_unknown_mechanism_still_gets_op_line_and_statistics() -> None:
-    report = stress.fuzz(
-        erfinv_at_one,
-        x=st.tensors(("B",), min_value=-1, max_value=1),
-        modes=("fp32",),
-        profile="ci",
-    )
-    d = report.findings[0].diagnosis
+def test_an_unknown_mechanism_still_gets_op_line_and_statistics_in_the_finding() -> None:
+    report = stress.fuzz(erfinv_at_one, x=st.tensors(("B",), min_value=-1, max_value=1), modes=("fp32",), profile="ci")
+    finding = report.findings[0]
+    d = finding.diagnosis
     assert d is not None and d["op"] == "aten::erfinv" and d["mechanism"] is None
-    assert d["location"].startswith("test_diagnosis.py:") and d["location"].endswith(
-        "in erfinv_at_one"
-    )
+    assert d["location"].startswith("test_diagnosis.py:") and d["location"].endswith("in erfinv_at_one")
     assert d["inputs"]["max"] == 1.0 and d["output"]["inf"] >= 1
     assert "no known mechanism" in d["explanation"]
+    text = str(finding)  # the statistics are in the finding itself, not only in `stress explain`
+    assert "inputs: min" in text and "output: min" in text
 
 
 class Softmaxish(torch.nn.Module):
@@ -173,42 +83,29 @@ class Softmaxish(torch.nn.Module):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.tensor(30.0))
 
-    def forward(self, x):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         e = (x * self.scale).exp()
         return e / e.sum()
 
 
 def test_module_targets_are_diagnosed_inside_forward() -> None:
-    report = stress.fuzz(
-        Softmaxish(),
-        x=st.activations((4,), min_value=-10, max_value=10),
-        modes=("fp16",),
-        profile="ci",
-    )
+    report = stress.fuzz(Softmaxish(), x=st.activations((4,), min_value=-10, max_value=10), modes=("fp16",), profile="ci")
     d = report.findings[0].diagnosis
-    assert (
-        d["op"] == "aten::exp"
-        and d["mechanism"] == "exp overflow"
-        and d["location"].endswith("in forward")
-    )
+    assert d is not None and d["op"] == "aten::exp" and d["mechanism"] == "exp overflow" and d["location"].endswith("in forward")
     assert "11.09" in d["explanation"]  # fp16's exp overflow threshold
 
 
 def test_the_tracer_runs_only_on_shrunk_counterexamples(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    original = stress.runner.diagnose
-    monkeypatch.setattr(
-        stress.runner, "diagnose", lambda *a, **k: calls.append(1) or original(*a, **k)
-    )
-    report = stress.fuzz(
-        lambda x: x.exp().sum(),
-        x=st.tensors(("B",)),
-        modes=("fp16", "fp32"),
-        max_examples=50,
-        profile="ci",
-    )
-    assert len(calls) == len(report.findings) >= 2
+    from stress.analysis import diagnosis
+
+    original = diagnosis.diagnose
+    monkeypatch.setattr(diagnosis, "diagnose", lambda *a, **k: calls.append(1) or original(*a, **k))
+    report = stress.fuzz(lambda x: x.exp().sum().log(), x=st.tensors(("B",), min_value=-20, max_value=20), modes=("fp16",), max_examples=50, profile="ci", jobs=0)
+    fails = [f for f in report.findings if f.outcome == "fail"]
+    assert len(calls) == len(fails) >= 1
     assert sum(r.examples for r in report.results) > 5 * len(calls)
+    assert jobs.DIAGNOSED >= {"finite_forward", "error"}
 
 
 def test_the_mechanism_table_covers_the_issue_list() -> None:
@@ -221,50 +118,103 @@ def test_the_mechanism_table_covers_the_issue_list() -> None:
         "catastrophic cancellation",
         "reduction overflow",
         "masked row",
+        "square root of a negative number",
+        "quotient overflow",
+        "norm overflow",
+        "product overflow",
     } <= names
 
 
-def test_squares_beyond_sqrt_max_overflow() -> None:
-    def naive_variance(x):  # type: ignore[no-untyped-def]
-        return ((x - x.mean()) ** 2).mean()
+# ---------------------------------------------------- mechanisms the first release missed
 
-    report = stress.fuzz(
-        naive_variance,
-        x=st.activations((4,), min_value=-1e4, max_value=1e4),
-        modes=("fp16",),
-        profile="ci",
-    )
-    d = next(f.diagnosis for f in report.findings if f.check == "finite_forward")
-    assert (
-        d["op"] == "aten::pow"
-        and d["mechanism"] == "product overflow"
-        and "255.9" in d["explanation"]
-    )
+
+def one_pass_std(x: torch.Tensor) -> torch.Tensor:
+    return ((x * x).mean(-1) - x.mean(-1) ** 2).sqrt()
+
+
+def test_sqrt_of_a_negative_variance_is_named() -> None:
+    x = torch.tensor([[1000.1, 1000.1, 1000.5]])
+    assert torch.isnan(one_pass_std(x)).any()  # the trigger, in plain torch
+    report = stress.fuzz(one_pass_std, x=st.activations(("B", "D"), min_value=-1e4, max_value=1e4), modes=("fp32",), max_examples=200, profile="ci", wrt=())
+    d = diagnosis_of(report, "finite_forward")
+    assert d["mechanism"] == "square root of a negative number" and d["op"] == "aten::sqrt", d
+    assert d["location"].endswith(f"test_diagnosis.py:{line_here(one_pass_std, 'sqrt()')} in one_pass_std")
+
+
+def mean_by_sum(x: torch.Tensor) -> torch.Tensor:
+    return x.sum() / x.numel()  # the sum leaves the dtype although the mean would not
+
+
+def test_a_float16_sum_past_65504_is_a_reduction_overflow_with_a_float32_hint() -> None:
+    report = stress.fuzz(mean_by_sum, x=st.tensors((16,), min_value=0, max_value=1e4), modes=("fp16",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["mechanism"] == "reduction overflow" and "float32" in d["explanation"]
+
+
+def test_a_float32_reduction_overflow_is_not_told_to_accumulate_in_float32() -> None:
+    report = stress.fuzz(mean_by_sum, x=st.tensors((16,), min_value=0, max_value=3e38), modes=("fp32",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["mechanism"] == "reduction overflow"
+    assert "float64" in d["explanation"] and "float32)" not in d["explanation"]
+
+
+def ratio(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a / b) * b  # the quotient leaves the dtype although the result would not
+
+
+def test_a_quotient_that_overflows_is_named() -> None:
+    report = stress.fuzz(ratio, a=st.tensors((2,), min_value=100, max_value=1e4), b=st.tensors((2,), min_value=1e-4, max_value=1e-2), modes=("fp16",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["mechanism"] == "quotient overflow" and d["op"] == "aten::div", d
+
+
+def root_mean_square(x: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(x, dim=-1) / math.sqrt(x.shape[-1])  # the norm overflows first
+
+
+def test_a_norm_that_overflows_is_named() -> None:
+    report = stress.fuzz(root_mean_square, x=st.embeddings(("B", "D"), min_value=-6e4, max_value=6e4), modes=("fp16",), max_examples=100, profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["mechanism"] == "norm overflow" and "float32" in d["explanation"], d
+
+
+def test_squares_beyond_sqrt_max_overflow() -> None:
+    def naive_variance(x: torch.Tensor) -> torch.Tensor:
+        return ((x - x.mean()) ** 2).mean().sqrt()
+
+    report = stress.fuzz(naive_variance, x=st.activations((4,), min_value=-1e4, max_value=1e4), modes=("fp16",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["op"] == "aten::pow" and d["mechanism"] == "product overflow" and "255.9" in d["explanation"]
+
+
+# ---------------------------------------------------------------- what is never blamed
+
+
+def test_the_harness_own_ops_are_never_blamed() -> None:
+    """The gradient seed (ones_like) and the copies of the inputs are torch-stress's, not yours."""
+
+    def grad_explodes(x: torch.Tensor) -> torch.Tensor:
+        return x.abs().sqrt().sum()  # the derivative at 0 is infinite
+
+    report = stress.fuzz(grad_explodes, x=st.tensors(("B",), min_value=-1, max_value=1), modes=("fp32",), profile="ci")
+    d = diagnosis_of(report, "finite_gradients")
+    assert d["op"] not in ("aten::ones_like", "aten::_to_copy", "aten::clone", "aten::detach"), d
+    assert d["location"] is not None and "grad_explodes" in d["location"]
+
+
+def test_a_forward_finding_blames_a_forward_op() -> None:
+    def masked_mean(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        return (x * keep).sum(-1) / keep.sum(-1)  # a fully masked row: 0/0
+
+    report = stress.fuzz(masked_mean, x=st.tensors(("B", "D")), keep=st.masks(("B", "D")), modes=("fp32",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["phase"] == "forward" and not d.get("node"), d
 
 
 def test_masked_rows_and_cancellation() -> None:
-    def masked_softmax(x, mask):  # type: ignore[no-untyped-def]
+    def masked_softmax(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.softmax(x.float().masked_fill(~mask, -math.inf), -1).sum()
 
-    report = stress.fuzz(
-        masked_softmax, x=st.logits((2, 3)), mask=st.masks((2, 3)), modes=("fp32",), profile="ci"
-    )
-    d = report.findings[0].diagnosis
+    report = stress.fuzz(masked_softmax, x=st.logits((2, 3)), mask=st.masks((2, 3)), modes=("fp32",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
     assert d["mechanism"] == "masked row" and d["op"] == "aten::_softmax"
-
-    def variance_one_pass(x):  # type: ignore[no-untyped-def]
-        return (x * x).mean() - x.mean() ** 2
-
-    report = stress.fuzz(
-        variance_one_pass,
-        x=st.activations((8,), min_value=-1e3, max_value=1e3),
-        modes=("fp16",),
-        profile="ci",
-        wrt=(),
-    )
-    found = [f for f in report.findings if f.diagnosis]
-    assert found and any(
-        f.diagnosis["mechanism"]
-        in ("catastrophic cancellation", "product overflow", "reduction overflow")
-        for f in found
-    )

@@ -78,6 +78,7 @@ class OpRecord:
     dtype: str
     inputs: dict[str, float]
     output: dict[str, float]
+    arguments: list[dict[str, float]] = field(default_factory=list)  # the first two tensors, each
     scalars: list[float] = field(default_factory=list)  # Python numbers among the arguments
     error: float | None = None  # normwise error against the same op in float64
 
@@ -110,14 +111,24 @@ class Diagnosis:
 # ------------------------------------------------------------------------------ tracer
 
 
+_GUARD_FILE = os.path.join(_STRESS_DIR, "steps", "guard.py")
+
+
 def _user_frame(frames: list[traceback.FrameSummary]) -> str | None:
+    """The user's line that made the op, or None when torch-stress itself made it (the gradient
+    seed, a copy of the inputs): walking out from the op, torch's own frames (and
+    ``GuardedStep``, a library the user calls) are skipped; the first other frame decides."""
     for f in reversed(frames):
         if (
-            not f.filename.startswith((_TORCH_DIR, _STRESS_DIR))
-            and "<frozen" not in f.filename
-            and "site-packages/hypothesis" not in f.filename
+            f.filename.startswith(_TORCH_DIR)
+            or f.filename == _GUARD_FILE
+            or "<frozen" in f.filename
+            or "site-packages/hypothesis" in f.filename
         ):
-            return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
+            continue
+        if f.filename.startswith(_STRESS_DIR):
+            return None
+        return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
     return None
 
 
@@ -149,9 +160,11 @@ def _upcast(value: Any) -> Any:
 
 
 class _Tracer(TorchDispatchMode):
-    def __init__(self, dtypes: frozenset[torch.dtype], tolerance: float) -> None:
+    def __init__(
+        self, dtypes: frozenset[torch.dtype], tolerance: float, phases: frozenset[str]
+    ) -> None:
         super().__init__()
-        self.dtypes, self.tolerance = dtypes, tolerance
+        self.dtypes, self.tolerance, self.phases = dtypes, tolerance, phases
         self.records: list[OpRecord] = []
         self.first_nonfinite: OpRecord | None = None
         self.first_nonfinite_input: OpRecord | None = None
@@ -181,6 +194,10 @@ class _Tracer(TorchDispatchMode):
             phase = "backward"
         else:
             location, phase = _user_frame(traceback.extract_stack()[:-1]), "forward"
+            if location is None:
+                return out  # torch-stress's own op: never the one to blame
+        if phase not in self.phases:
+            return out
         record = OpRecord(
             op=name.replace("aten.", "aten::"),
             phase=phase,
@@ -189,6 +206,7 @@ class _Tracer(TorchDispatchMode):
             dtype=str((outs or floats)[0].dtype).replace("torch.", ""),
             inputs=inputs,
             output=_stats(outs),
+            arguments=[_stats([t]) for t in ins[:2] if t.is_floating_point()],
             scalars=[
                 float(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)
             ],
@@ -250,7 +268,7 @@ def _cast_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None
     return (
         f"cast overflow: values up to {r.inputs['max_abs']:.4g} become inf when cast to {r.dtype} (max {_dtype_max(r):.6g}) "
         "— a float32 result (often a gradient flowing back to low-precision inputs) is too large: rescale, clamp, "
-        "or keep that tensor in float32"
+        f"or keep that tensor in {_wider(r.dtype)}"
     )
 
 
@@ -275,7 +293,7 @@ def _eps_underflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None
         if ("add" in earlier.op or "clamp" in earlier.op) and small and earlier.dtype == r.dtype:
             return (
                 f"eps underflow: {small[0]:g} (added at {earlier.location or earlier.op}) rounds to 0 in {r.dtype}, "
-                f"so {r.op} sees an exact 0 — use torch.finfo(dtype).tiny or a larger eps, or compute this part in float32"
+                f"so {r.op} sees an exact 0 — use torch.finfo(dtype).tiny or a larger eps, or compute this part in {_wider(r.dtype)}"
             )
     return None
 
@@ -320,6 +338,11 @@ def _zero_over_zero(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | Non
     return f"0/0{cause}: numerator and denominator are both 0 — normalise in log space (softmax / log_softmax) or clamp the denominator"
 
 
+def _wider(dtype: str) -> str:
+    """Where to accumulate instead: float32 for the 16-bit dtypes, float64 for float32."""
+    return "float64" if dtype == "float32" else "float32"
+
+
 def _reduction_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
     if r.op not in (
         "aten::sum",
@@ -329,22 +352,72 @@ def _reduction_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str |
         "aten::bmm",
         "aten::addmm",
         "aten::matmul",
+        "aten::dot",
     ) or not r.output.get("inf"):
         return None
     if r.inputs["max_abs"] >= _dtype_max(r):
         return None
+    wider = _wider(r.dtype)
     return (
         f"reduction overflow in {r.dtype}: summing {int(r.inputs['numel'])} values up to {r.inputs['max_abs']:.4g} exceeds "
-        f"{_dtype_max(r):.6g} — accumulate in float32 (x.float().sum(), or dtype=torch.float32)"
+        f"{_dtype_max(r):.6g} — divide before summing (a mean of x / n) or accumulate in {wider} "
+        f"(x.to(torch.{wider}).sum(), or dtype=torch.{wider})"
+    )
+
+
+def _sqrt_of_negative(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::sqrt", "aten::rsqrt", "aten::pow") or not r.output.get("nan"):
+        return None
+    if not r.inputs or not r.inputs.get("min", 0.0) < 0:
+        return None
+    return (
+        f"square root of a negative number: the input reaches {r.inputs['min']:.4g} — a variance computed as "
+        f"E[x²] − E[x]² cancels below zero in {r.dtype}; compute it in two passes, ((x − mean)²).mean() or torch.var, "
+        "or clamp_min(0) before the root"
+    )
+
+
+def _quotient_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op != "aten::div" or not r.output.get("inf") or len(r.arguments) < 2:
+        return None
+    numerator, denominator = r.arguments[0], r.arguments[1]
+    if denominator.get("zeros"):
+        return None  # a division by zero, not an overflow
+    return (
+        f"quotient overflow in {r.dtype}: values up to {numerator['max_abs']:.4g} divided by values "
+        f"down to {_min_abs(denominator):.4g} exceed {_dtype_max(r):.6g} — rescale the numerator first, "
+        f"or divide in {_wider(r.dtype)}"
+    )
+
+
+def _min_abs(s: dict[str, float]) -> float:
+    return min(abs(s.get("min", 0.0)), abs(s.get("max", 0.0))) if s.get("min", 0) * s.get("max", 0) > 0 else 0.0
+
+
+def _norm_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    if r.op not in ("aten::linalg_vector_norm", "aten::norm", "aten::frobenius_norm") or not r.output.get("inf"):
+        return None
+    if r.inputs.get("inf"):
+        return None
+    return (
+        f"norm overflow in {r.dtype}: the squares of values up to {r.inputs['max_abs']:.4g} exceed "
+        f"{_dtype_max(r):.6g} (|x| > {math.sqrt(_dtype_max(r)):.4g}) — divide by max|x| before the norm and "
+        f"multiply after, or compute it in {_wider(r.dtype)}"
     )
 
 
 def _product_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
-    if r.op not in ("aten::pow", "aten::mul", "aten::square") or not r.output.get("inf"):
+    if r.op not in (
+        "aten::pow",
+        "aten::mul",
+        "aten::square",
+        "aten::_cdist_forward",
+        "aten::_euclidean_dist",
+    ) or not r.output.get("inf"):
         return None
     return (
         f"overflow in {r.op}: inputs up to {r.inputs['max_abs']:.4g} give products beyond {r.dtype}'s max {_dtype_max(r):.6g} "
-        f"(|x| > {math.sqrt(_dtype_max(r)):.4g} overflows when squared) — rescale first or compute in float32"
+        f"(|x| > {math.sqrt(_dtype_max(r)):.4g} overflows when squared) — rescale first or compute in {_wider(r.dtype)}"
     )
 
 
@@ -382,7 +455,7 @@ def _cancellation(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
         bits = max(0.0, -math.log2(eps) - math.log2(big / small))
         return (
             f"catastrophic cancellation: |a − b| up to {small:.4g} ≪ |a| up to {big:.4g}, so only ~{bits:.0f} bits of "
-            f"{r.dtype} survive the subtraction — subtract a common offset first (center the data), or compute in float32"
+            f"{r.dtype} survive the subtraction — subtract a common offset first (center the data), or compute in {_wider(r.dtype)}"
         )
     return None
 
@@ -401,7 +474,10 @@ MECHANISMS: list[tuple[str, Mechanism]] = [
     ("domain boundary", _domain_boundary),
     ("0/0 after underflow", _zero_over_zero),
     ("masked row", _masked_row),
+    ("square root of a negative number", _sqrt_of_negative),
     ("reduction overflow", _reduction_overflow),
+    ("norm overflow", _norm_overflow),
+    ("quotient overflow", _quotient_overflow),
     ("product overflow", _product_overflow),
     ("log of zero", _log_of_zero),
     ("division by zero", _division_by_zero),
@@ -430,15 +506,22 @@ def _quiet_anomaly_mode() -> Iterator[None]:
 
 
 def diagnose(
-    run: Callable[[], Any], mode: Mode, tolerance: float, *, wrong_but_finite: bool = False
+    run: Callable[[], Any],
+    mode: Mode,
+    tolerance: float,
+    *,
+    wrong_but_finite: bool = False,
+    forward_only: bool = False,
 ) -> Diagnosis | None:
     """Replay ``run`` (the counterexample) under the tracer and explain the first bad op.
 
     ``wrong_but_finite`` (an error finding) also blames the first catastrophic cancellation when
-    no single op's own rounding exceeds the tolerance.
+    no single op's own rounding exceeds the tolerance; ``forward_only`` (a finding about the
+    outputs) blames only ops of the forward pass.
     """
     dtypes = frozenset({mode.storage_dtype, mode.compute_dtype})
-    tracer = _Tracer(dtypes, tolerance)
+    phases = frozenset({"forward"} if forward_only else {"forward", "backward"})
+    tracer = _Tracer(dtypes, tolerance, phases)
     try:
         with _quiet_anomaly_mode(), tracer:
             run()

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .modes import Mode
+from .modes import Mode, dtype_facts
 
 __all__ = [
     "FLOAT_KINDS",
@@ -195,6 +195,10 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 
 def _float_tensor(r: TensorRecipe, mode: Mode, g: torch.Generator) -> torch.Tensor:
     facts = mode.facts
+    if mode.autocast_dtype is not None and r.seed % 2:
+        # under autocast most ops still compute in the storage dtype (float32): half the
+        # near-constant rows and offsets are aimed at its eps instead of the autocast dtype's
+        facts = dtype_facts(mode.storage_dtype)
     t = torch.randn(r.shape, generator=g).double()  # float32 sampling is 5x faster than float64
     rows = _rows(t)
     p = r.pattern
@@ -215,8 +219,13 @@ def _float_tensor(r: TensorRecipe, mode: Mode, g: torch.Generator) -> torch.Tens
         flat = t.view(-1)
         flat[:: max(1, flat.numel() // 3)] *= facts.sqrt_max
     elif p == "common_offset":
-        # an offset 1/(4·eps) times the spread: differences cancel to a few bits
-        t.add_(0.25 / facts.eps)
+        # an offset 1/(4·eps) times the spread, so differences cancel to a few bits — held
+        # inside the domain (9/10 of its edge), where a clamp would flatten it to a constant
+        offset = 0.25 / facts.eps
+        edge = r.max_value if r.max_value is not None and r.max_value > 0 else None
+        if edge is not None:
+            offset = min(offset, 0.9 * edge / 10.0**r.log10_scale)
+        t.add_(offset)
     elif p == "boundary":
         choices = torch.tensor(_boundary_values(r.min_value, r.max_value), dtype=torch.float64)
         t = choices[torch.randint(len(choices), r.shape, generator=g)]

@@ -107,10 +107,13 @@ def _check_shape(kind: str, shape: object) -> Shape:
 
 @functools.lru_cache(maxsize=256)
 def _log10_scales(dtype: torch.dtype, lo: float | None, hi: float | None) -> SearchStrategy[float]:
-    """Unit scale first (what shrinking reaches), then the dtype's anchors, then a 0.1-decade grid.
+    """Unit scale first (what shrinking reaches), then the dtype's anchors, then 0.1-decade grids.
 
-    One ``sampled_from`` draw: unit, the anchors and the grid each take about a third of the
-    draws, and shrinking an index moves from the grid through the anchors to unit scale.
+    One ``sampled_from`` draw: unit scale a fifth of the time, the anchors (``sqrt(max)``,
+    ``max``, smallest normal and subnormal) a fifth, the moderate decades from 1e-3 up to the
+    domain's edge — where exp overflows and squares leave the dtype — two fifths, and the whole
+    range down to the smallest subnormal a fifth. Shrinking an index moves from the grids
+    through the anchors to unit scale.
     """
     f = dtype_facts(dtype)
     top = math.log10(f.max)
@@ -122,16 +125,18 @@ def _log10_scales(dtype: torch.dtype, lo: float | None, hi: float | None) -> Sea
     anchors = sorted({round(a, 2) for a in anchors if a <= top})
     if not anchors:
         return hst.just(0.0)
-    steps = int((top - bottom) * 10)
-    grid = [round(bottom + i / 10, 1) for i in range(steps + 1)]
-    per_anchor = max(1, len(grid) // len(anchors))
-    return hst.sampled_from([0.0] * len(grid) + anchors * per_anchor + grid)
+    full = [round(bottom + i / 10, 1) for i in range(int((top - bottom) * 10) + 1)]
+    moderate = [x for x in full if x >= -3.0] or full
+    n = len(full)
+    return hst.sampled_from(
+        [0.0] * n + anchors * max(1, n // len(anchors)) + moderate * max(1, 2 * n // len(moderate)) + full
+    )
 
 
 _SEEDS = hst.integers(0, 2**31 - 1)
 # "independent" 60% of the time; the four relations share the rest; shrinking moves to index 0
 _RELATION_INDEX = hst.integers(0, 9)
-_SCALE_FACTORS = hst.sampled_from([-1.0, 2.0, 0.5, 10.0, 0.1, 1e3])
+_SCALE_FACTORS = hst.sampled_from([-1.0, 2.0, 0.5, 10.0, 0.1, 1e3, 1e-3])
 
 
 @dataclass(frozen=True, repr=False)

@@ -191,7 +191,11 @@ def _finding(target: BaseTarget, session: Session, failure: Failure, expect: Any
 
             tolerance = session.mode.tolerance(target.options.tolerances)
             found = diagnose(
-                replay, session.mode, tolerance, wrong_but_finite=v.check in ("error", "gradient_error")
+                replay,
+                session.mode,
+                tolerance,
+                wrong_but_finite=v.check in ("error", "gradient_error"),
+                forward_only=v.check in ("finite_forward", "error", "output_bound"),
             )
             diagnosis = found.to_dict() if found is not None else None
         else:

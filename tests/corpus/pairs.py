@@ -517,11 +517,18 @@ def stft_mag_naive(x: Tensor, y: Tensor) -> Tensor:
 
 def _magnitudes(x: Tensor) -> Tensor:
     """|rfft(x)| per bin. The DFT is linear: a row of tiny (subnormal) samples is scaled by
-    2^100 first, exactly, so the bins keep their direction; the magnitude is a scaled norm of
+    2^100 first, exactly, so the bins keep their direction; the row's mean is taken out first
+    (it only feeds bin 0, added back as n·mean), so a near-constant row's other bins come from
+    exact differences instead of cancelling to rounding noise; the magnitude is a scaled norm of
     (re, im), with no overflow of re² and gradient 0 at a zero bin."""
     small = x.detach().abs().amax(-1, keepdim=True) < 2.0**-60
     scale = torch.where(small, 2.0**100, 1.0).to(x.dtype)
-    re, im = _dft(x * scale)
+    xs = x * scale
+    mean = xs.mean(-1, keepdim=True)
+    re, im = _dft(xs - mean)
+    dc = torch.zeros_like(re)
+    dc[..., 0] = 1.0
+    re = re + dc * (mean * xs.shape[-1])
     return _norm(torch.stack([re, im], -1)) / scale
 
 
@@ -705,8 +712,11 @@ def running_mean_naive(x: Tensor) -> Tensor:
 
 
 def running_mean_stable(x: Tensor) -> Tensor:
+    """Accumulate in a wider dtype: float32 for 16-bit inputs, float64 for float32 ones (a float32
+    sum of values up to 1e4 that cancel to ~0 loses 1e-4 of absolute accuracy)."""
     with _full(x):
-        return _up(x).mean()  # float32 accumulator
+        wide = torch.float64 if x.dtype in (torch.float32, torch.float64) else torch.float32
+        return (x.sum(dtype=wide) / x.shape[0]).to(_up(x).dtype)
 
 
 def mse_naive(pred: Tensor, target: Tensor) -> Tensor:
@@ -1457,12 +1467,14 @@ PAIRS: tuple[Pair, ...] = (
         naive=running_mean_naive,
         stable=running_mean_stable,
         strategies=lambda: dict(x=st.tensors(("N",), min_value=-1e4, max_value=1e4)),
-        fails_in=frozenset({"fp16", "bf16"}),
+        fails_in=frozenset({"fp32", "fp16", "bf16"}),
         triggers={
+            # at 1e4 a float32 running total keeps steps of 1e-3: fourteen + 0.3 lose 2.7e-3
+            "fp32": dict(x=T([1e4] + [0.3] * 14 + [-1e4])),
             "fp16": dict(x=T([10000.0] * 7)),  # the running total passes 65504
             "bf16": dict(x=T([256.0] + [1.0] * 15)),  # every + 1 rounds back to 256
         },
-        failure={"fp16": _N, "bf16": _E},
+        failure={"fp32": _E, "fp16": _N, "bf16": _E},
     ),
     Pair(
         name="mse_sum_over_n",

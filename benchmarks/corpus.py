@@ -35,6 +35,9 @@ class Tally:
     false_alarms: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)  # stable twins with limit outcomes only
     first_finding_seconds: list[float] = field(default_factory=list)
+    # worst error of the stable twins, per mode, in units of the mode's tolerance
+    stable_error: dict[str, float] = field(default_factory=dict)
+    stable_grad_error: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         median = statistics.median(self.first_finding_seconds) if self.first_finding_seconds else float("nan")
@@ -83,6 +86,15 @@ def evaluate(pairs: list[Pair], examples: int, jobs: int | None, seed: int | Non
                 tally.false_alarms.append(f"{name}[{r.mode}] {r.status}: {detail}")
             elif r.status == "limit":
                 tally.limits.append(f"{name}[{r.mode}]")
+            else:  # the worst error of a passing twin: what the tolerance must allow
+                mode = stress.Mode(r.mode)
+                for figure, store, tol in (
+                    ("error", tally.stable_error, mode.tolerance()),
+                    ("grad_error", tally.stable_grad_error, mode.gradient_tolerance()),
+                ):
+                    value = r.worst.get(figure, 0.0)
+                    if value == value and value != float("inf"):
+                        store[r.mode] = max(store.get(r.mode, 0.0), value / tol)
     return tally
 
 
@@ -97,6 +109,9 @@ def main() -> None:
     pairs = [p for p in PAIRS if args.k in p.name]
     tally = evaluate(pairs, args.examples, args.jobs, args.seed)
     print(tally.summary(), f"({time.perf_counter() - start:.0f} s)")
+    print("worst stable-twin error ÷ tolerance, per mode (outputs; gradients):")
+    for mode in MODES:
+        print(f"  {mode:9s} {tally.stable_error.get(mode, 0):.3g}; {tally.stable_grad_error.get(mode, 0):.3g}")
     for title, items in (("missed", tally.missed), ("false alarms", tally.false_alarms), ("limits on stable twins", tally.limits), ("found beyond fails_in", tally.extra)):
         if items:
             print(f"\n{title}:")

@@ -62,10 +62,17 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 }
 
 
-# A backward pass chains more roundings than the forward pass (a normalization's gradient
-# cancels terms of size 1/sigma): the gradient tolerances were measured on the stable twins of
-# the test corpus, see the README's "What is checked".
-GRADIENT_TOLERANCES: dict[str, float] = {name: 10 * tol for name, tol in DEFAULT_TOLERANCES.items()}
+# Gradients chain more roundings than outputs. Measured over the stable twins of the test corpus
+# (``python benchmarks/corpus.py``, 300 examples per mode): the worst float32 gradient error is
+# 2.5x the float32 output tolerance, while in the 16-bit modes (whose CPU kernels accumulate in
+# float32) it stays below a tenth of theirs. Hence 10x in fp32, 1x elsewhere.
+GRADIENT_TOLERANCES: dict[str, float] = {
+    "fp32": 1e-3,
+    "fp16": 1e-2,
+    "bf16": 5e-2,
+    "amp-fp16": 1e-2,
+    "amp-bf16": 5e-2,
+}
 
 
 def resolve_device(device: str) -> str:

@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+import argparse
+
 from stress.integrations.cli import _parser
-from stress.options import SEARCH_OPTIONS
+from stress.integrations.flags import add_run_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / "examples" / "ci" / "github-actions.yml"
-PLUGIN_FLAGS = {f"--stress-{name}" for name, _ in SEARCH_OPTIONS} | {
+_plugin = argparse.ArgumentParser()
+add_run_flags(_plugin.add_argument, prefix="--stress-", dest_prefix="stress_")
+PLUGIN_FLAGS = {flag for action in _plugin._actions for flag in action.option_strings} | {
     "--stress-report",
     "--stress-baseline",
 }

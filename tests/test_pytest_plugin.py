@@ -20,9 +20,9 @@ def naive_softmax(x):
 def stable_softmax(x):
     return torch.softmax(x.float(), -1)
 
-@stress.target(x=st.activations(("B", "D")), expect="fail", reason="exp overflows")
+@stress.target(x=st.activations(("B", "D"), min_value=-100, max_value=100), expect="finite_forward", reason="exp overflows")
 def known_bad(x):
-    return x.exp().sum()
+    return x.exp().sum().log()
 
 @stress.target(x=st.activations(("B", "D"), min_value=-1, max_value=1), expect="fail", reason="planted: never fails")
 def wrongly_expected(x):
@@ -62,7 +62,7 @@ def test_outcomes_and_failure_output(suite: pytest.Pytester) -> None:
         [
             "*finite_forward failed for losses.naive_softmax in fp32 (UNEXPECTED)*",
             "*counterexample: x=activations(*",
-            "*XPASS(strict)*expected to fail (planted: never fails)*",
+            "*XPASS(strict)*expected fail (any check), but no such failure was found*planted: never fails*",
         ]
     )
     assert "runner.py" not in result.stdout.str()  # harness frames stay hidden
@@ -91,7 +91,7 @@ def test_marker_keywords_are_validated(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*@pytest.mark.stress takes keywords only; got unknown *modez*accepted: device*"]
+        ["*@pytest.mark.stress takes keywords only; got unknown *modez*accepted: backward_error*"]
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import textwrap
 from pathlib import Path
@@ -24,7 +25,7 @@ import torch
 import stress
 from stress import st
 
-@stress.target(x=st.logits(("B", "C")), temp=st.temperatures(0.01, 1.0))
+@stress.target(x=st.logits(("B", "C"), min_value=-1e3, max_value=1e3), temp=st.temperatures(0.01, 1.0))
 def softmax_loss(x, temp):
     e = (x / temp).exp()
     return -(e / e.sum(-1, keepdim=True)).log().mean()
@@ -34,7 +35,7 @@ import torch
 import stress
 from stress import st
 
-@stress.target(x=st.logits(("B", "C")), temp=st.temperatures(0.01, 1.0))
+@stress.target(x=st.logits(("B", "C"), min_value=-1e3, max_value=1e3), temp=st.temperatures(0.01, 1.0))
 def softmax_loss(x, temp):
     return -torch.log_softmax(x.float() / temp, -1).mean()
 """
@@ -169,11 +170,12 @@ def test_run_with_a_baseline_fails_only_on_regressions(tmp_path: Path, naive_run
 
 def test_worse_errors_and_environment_changes(naive_run: Path) -> None:
     base, new = load_report(naive_run), load_report(naive_run)
-    for r in new.results:
-        r.worst["error_eps"] = r.worst.get("error_eps", 1.0) * 10 + 1.0
+    base.results[0].worst["error_eps"], new.results[0].worst["error_eps"] = 2.0, 50.0
+    base.results[1].worst["error_eps"], new.results[1].worst["error_eps"] = 2.0, math.inf
     new.environment["torch"] = "9.9.9"
     comparison = compare_reports(base, new, parse_fail_on("error:2x"))
-    assert any("worst error_eps" in c.detail for c in comparison.regressions)
+    grown = [c.key for c in comparison.regressions if "worst error_eps" in c.detail]
+    assert sorted(grown) == sorted([new.results[0].id, new.results[1].id])  # 25 times, and to NaN/Inf
     assert any("torch" in w for w in comparison.warnings)
     assert compare_reports(base, new, FailOn()).ok  # error growth is not gated by default
 

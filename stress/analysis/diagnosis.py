@@ -378,15 +378,21 @@ def _sqrt_of_negative(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | N
 
 
 def _quotient_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
-    if r.op != "aten::div" or not r.output.get("inf") or len(r.arguments) < 2:
+    if r.op != "aten::div" or not r.output.get("inf") or not r.arguments:
         return None
-    numerator, denominator = r.arguments[0], r.arguments[1]
-    if denominator.get("zeros"):
-        return None  # a division by zero, not an overflow
+    numerator = r.arguments[0]
+    if len(r.arguments) > 1:
+        if r.arguments[1].get("zeros"):
+            return None  # a division by zero, not an overflow
+        smallest = _min_abs(r.arguments[1])
+    elif r.scalars and r.scalars[0] != 0:
+        smallest = abs(r.scalars[0])
+    else:
+        return None
     return (
         f"quotient overflow in {r.dtype}: values up to {numerator['max_abs']:.4g} divided by values "
-        f"down to {_min_abs(denominator):.4g} exceed {_dtype_max(r):.6g} — rescale the numerator first, "
-        f"or divide in {_wider(r.dtype)}"
+        f"down to {smallest:.4g} exceed {_dtype_max(r):.6g} — rescale the numerator first (masked "
+        f"entries at finfo.min divided by a temperature < 1 overflow), or divide in {_wider(r.dtype)}"
     )
 
 

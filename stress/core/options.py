@@ -59,7 +59,8 @@ def _check_modes(name: str, value: object, context: str) -> tuple[str, ...]:
             f"{context}({name}={value!r}): must be a non-empty sequence of mode names; "
             f"accepted names are {', '.join(MODE_NAMES)}"
         )
-    modes = tuple(str(m).strip() if isinstance(m, str) else m for m in items)
+    # a Mode object stands for its label ("fp16", "fp16@cuda")
+    modes = tuple(m.strip() if isinstance(m, str) else getattr(m, "label", m) for m in items)
     for m in modes:
         if not isinstance(m, str) or _mode_name(m) not in MODE_NAMES:
             v.check_choice("mode", m, MODE_NAMES, context=context)

@@ -20,12 +20,15 @@ def _import_file(path: Path) -> ModuleType:
     """Import a ``.py`` file as a module (once per process: a second call returns it)."""
     name = f"stress_suite_{path.stem}"
     loaded = sys.modules.get(name)
+    stamp = path.stat().st_mtime_ns if path.exists() else None
     if loaded is not None and getattr(loaded, "__file__", None) == str(path.resolve()):
-        return loaded
+        if getattr(loaded, "__stress_stamp__", None) == stamp:
+            return loaded  # imported already, unchanged since
     spec = importlib.util.spec_from_file_location(name, path.resolve())
     if spec is None or spec.loader is None:
         raise InvalidArgument(f"cannot import {str(path)!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
+    module.__stress_stamp__ = stamp  # type: ignore[attr-defined]
     sys.modules[name] = module
     folder = str(path.parent.resolve())
     if folder not in sys.path:

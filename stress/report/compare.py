@@ -10,6 +10,7 @@ eps units) that more than doubled a regression, ``grad:10x`` the same for the gr
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,15 +149,16 @@ def _ratio_change(
     out: Comparison, label: str, a: Result, b: Result, figure: str, factor: float | None
 ) -> None:
     old, now = a.worst.get(figure), b.worst.get(figure)
-    if old is None or now is None or old <= 0 or factor is None:
+    if old is None or now is None or factor is None or not math.isfinite(old) or old <= 0:
         return
     ratio = now / old
     if ratio > factor:
+        grown = f"{ratio:.3g}×" if math.isfinite(ratio) else "to NaN/Inf"
         out.changes.append(
             Change(
                 "regression",
                 label,
-                f"worst {figure} {old:.3g} → {now:.3g} ({ratio:.3g}×, limit {factor:g}×)",
+                f"worst {figure} {old:.3g} → {now:.3g} ({grown}, limit {factor:g}×)",
             )
         )
     elif ratio < 1 / factor:

@@ -206,8 +206,15 @@ def modes_page(table: Any, name: str) -> str:
     """``compare_modes(html=...)``: the table and its two bar charts."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3))
     table["failure rate"].plot.bar(ax=axes[0], color="#c0392b", title="failure rate")
-    errors = table["worst error (eps)"].clip(lower=1e-2)
-    errors.plot.bar(ax=axes[1], logy=True, color="#34495e", title="worst error (eps units)")
+    errors = table["worst error (eps)"].astype(float)
+    finite = errors.where(np.isfinite(errors))
+    top = float(finite.max()) if finite.notna().any() else 1.0
+    shown = errors.where(np.isfinite(errors), max(top, 1.0) * 10).clip(lower=1e-2)
+    bars = shown.plot.bar(ax=axes[1], logy=True, color="#34495e", title="worst error (eps units)")
+    for i, value in enumerate(errors):
+        if not np.isfinite(value):
+            bars.patches[i].set_color(_NONFINITE)
+            axes[1].annotate("NaN/Inf", (i, float(shown.iloc[i])), ha="center", va="bottom", fontsize=8)
     rows = [
         {"mode": mode, **{str(k): (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()}}
         for mode, row in table.iterrows()

@@ -67,6 +67,10 @@ class Evaluation:
     # why the float64 reference cannot be trusted ("no float64 reference: ...", "degraded: ...")
     reference_note: str | None = None
     probe: Probe | None = None
+    # a trusted implementation's results on the same inputs (``reference=``), and its name
+    given_outputs: dict[str, torch.Tensor] | None = None
+    given_grads: dict[str, torch.Tensor] | None = None
+    given_name: str = ""
     # an input below the compute dtype's smallest normal (subnormal): the dtype cannot resolve it
     subnormal_inputs: bool = False
     _errors: dict[tuple[str, float], tuple[float, torch.Tensor]] = field(
@@ -79,6 +83,10 @@ class Evaluation:
     def reference(self, key: str) -> torch.Tensor | None:
         refs = self.ref_grads if key in self.grads else self.ref_outputs
         return refs.get(key) if refs is not None else None
+
+    def given(self, key: str) -> torch.Tensor | None:
+        given = self.given_grads if key in self.grads else self.given_outputs
+        return given.get(key) if given is not None else None
 
     def value(self, key: str) -> torch.Tensor:
         return self.grads[key] if key in self.grads else self.outputs[key]
@@ -154,7 +162,9 @@ def _nonfinite(check: str, label: str, key: str, t: torch.Tensor, ev: Evaluation
         f"{label} is not finite: {n_bad} of {t.numel()} elements ({100 * n_bad / max(t.numel(), 1):.3g}%) "
         f"are {kinds}; first at index {unravel(first, t.shape)}: {value}"
     )
-    ref = ev.reference(key)
+    ref, whose = ev.reference(key), "float64"
+    if ref is None:  # a target that cannot run in float64: the trusted reference says
+        ref, whose = ev.given(key), ev.given_name
     if ref is None or ref.shape != t.shape:
         return Violation(check, msg, key)
     facts = dtype_facts(_dtype_limit(t.dtype, ev.mode))
@@ -163,15 +173,16 @@ def _nonfinite(check: str, label: str, key: str, t: torch.Tensor, ev: Evaluation
     if not bool(torch.isfinite(r).all()):
         at = int((~torch.isfinite(r)).nonzero()[0])
         where = "there" if at == 0 else f"at index {unravel(int(flat_bad[at]), t.shape)}"
-        msg += f". The float64 value is {float(r[at])} {where} too: the formula breaks down even in float64"
+        breaks = "the formula breaks down even in float64" if whose == "float64" else "the reference fails there too"
+        msg += f". The {whose} value is {float(r[at])} {where} too: {breaks}"
         return Violation(check, msg, key)
     if bool((r.abs() > facts.max).all()):
         msg += (
-            f". Representability limit: the float64 value {format_number(first_ref)} exceeds "
+            f". Representability limit: the {whose} value {format_number(first_ref)} exceeds "
             f"{facts.name}'s largest finite value {format_number(facts.max)}"
         )
         return Violation(check, msg, key, Outcome.LIMIT)
-    return Violation(check, msg + f"; the float64 value there is {format_number(first_ref)}", key)
+    return Violation(check, msg + f"; the {whose} value there is {format_number(first_ref)}", key)
 
 
 class FloatingOutput(Check):
@@ -345,6 +356,75 @@ class Float64Agreement(Check):
         return Violation(self.name, msg, key, Outcome.FAIL, figures)
 
 
+@dataclass(frozen=True)
+class ReferenceMismatch(Check):
+    """Outputs and gradients agree with the trusted reference given as ``reference=``.
+
+    The target's own float64 run, when there is one, tells why they differ: if it agrees with
+    the reference, the mode's precision is at fault; if it differs too, the target computes
+    something else (a semantic failure).
+    """
+
+    tolerances: Mapping[str, float]
+    gradient_tolerances: Mapping[str, float]
+    floor: float
+    name = "reference_mismatch"
+
+    def __call__(self, ev: Evaluation) -> list[Violation]:
+        if ev.given_outputs is None:
+            return []
+        out = []
+        for key, t in (*ev.outputs.items(), *ev.grads.items()):
+            given = ev.given(key)
+            if given is None:
+                continue
+            on_gradient = key in ev.grads
+            tol = (
+                ev.mode.gradient_tolerance(self.gradient_tolerances)
+                if on_gradient
+                else ev.mode.tolerance(self.tolerances)
+            )
+            err, rel = normwise_error(t, given, self.floor)
+            if err <= tol:
+                continue
+            label = key if on_gradient else f"output {key!r}"
+            if math.isinf(err):
+                out.append(
+                    Violation(
+                        self.name,
+                        f"{label}: shape {tuple(t.shape)} differs from {ev.given_name}'s {tuple(given.shape)}",
+                        key,
+                    )
+                )
+                continue
+            flat = int(rel.reshape(-1).argmax())
+            msg = (
+                f"{label} differs from {ev.given_name} by {format_number(err)} (normwise) > tolerance "
+                f"{format_number(tol)} for {ev.mode.name}; at index {unravel(flat, t.shape)}: "
+                f"{format_number(float(as_float64(t).reshape(-1)[flat]))} vs "
+                f"{format_number(float(as_float64(given).reshape(-1)[flat]))}"
+            )
+            own = ev.reference(key)
+            if own is None:
+                msg += ". The target cannot run in float64, so precision cannot be told from semantics"
+            else:
+                own_err = normwise_error(own, given, self.floor)[0]
+                if own_err > tol:
+                    msg += (
+                        f". Semantic: the target differs from the reference even in float64 (by "
+                        f"{format_number(own_err)}): it computes something else"
+                    )
+                else:
+                    msg += (
+                        f". Precision: the target's own float64 run agrees with the reference (to "
+                        f"{format_number(own_err)}); its {ev.mode.name} run does not"
+                    )
+            facts = dtype_facts(_dtype_limit(t.dtype, ev.mode))
+            outcome = Outcome.LIMIT if max_abs(given) > facts.max else Outcome.FAIL
+            out.append(Violation(self.name, msg, key, outcome, {"reference_error": err}))
+        return out
+
+
 def conditioning_note(ev: Evaluation, violation: Violation, floor: float) -> str:
     """How ill-conditioned the float64 result is at this example: explains an error, never excuses it."""
     if violation.check not in ("error", "gradient_error") or violation.outcome != Outcome.FAIL:
@@ -371,6 +451,8 @@ def checks_for(options: FunctionOptions) -> list[Check]:
                 options.gradient_tolerances, options.error_floor, True, options.backward_error
             )
         )
+    if options.reference is not None:
+        checks.append(ReferenceMismatch(options.tolerances, options.gradient_tolerances, options.error_floor))
     return checks
 
 

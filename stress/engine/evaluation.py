@@ -11,6 +11,7 @@ formula that could do better (a failure). Modules are called through
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -25,6 +26,7 @@ from ..core.outcomes import Outcome
 from ..core.recipes import Example
 from ..core.strategies import TensorStrategy, examples
 from .reference import Float64Reference
+from .references import resolve_reference
 from .session import Observation, UserError
 from .targets import Target
 
@@ -97,6 +99,13 @@ class FunctionSession:
             for k, a in target.arguments.items()
             if isinstance(a, TensorStrategy)
         }
+        self.given: Callable[..., Any] | None = None
+        self.given_name = ""
+        if target.options.reference is not None:
+            self.given, name = resolve_reference(target.options.reference, target.name, list(target.arguments))
+            dtype = target.options.reference_dtype or torch.float64
+            self.given_dtype: torch.dtype = dtype
+            self.given_name = f"the reference {name} ({str(dtype).removeprefix('torch.')})"
         module = target.module
         self.module = module
         self.params: dict[str, torch.Tensor] = {}
@@ -156,10 +165,19 @@ class FunctionSession:
         ref_values = {k: _to_float64(x) for k, x in values.items()}
         ref_params = {n: _to_float64(p) for n, p in self.params.items()}
         reference = self._reference(ref_values, ref_params)
+        given = self._given(values) if self.given is not None else None
+        if isinstance(given, tuple):
+            ev.given_outputs, ev.given_grads = given
+            ev.given_name = self.given_name
         if isinstance(reference, str):
-            ev.reference_note = reference
+            if given is None:
+                ev.reference_note = reference
+            elif isinstance(given, str):
+                ev.reference_note = f"{reference}; {given}"
             return ev
         ev.ref_outputs, ev.ref_grads = reference
+        if isinstance(given, str):
+            ev.reference_note = given
         tiny = mode.facts.tiny
         ev.subnormal_inputs = any(
             bool(((x != 0) & (x.abs() < tiny)).any())
@@ -168,6 +186,24 @@ class FunctionSession:
         )
         ev.probe = self._prober(ref_values, ref_params)
         return ev
+
+    def _given(self, values: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | str:
+        """The trusted reference on the same rounded inputs, in its dtype (float64 by default)."""
+        assert self.given is not None
+        dtype = self.given_dtype
+        cast = {
+            k: x.detach().to("cpu", dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+            for k, x in values.items()
+        }
+        guard = Float64Reference() if dtype == torch.float64 else contextlib.nullcontext()
+        try:
+            with guard:
+                outputs, grads, _ = self._call(cast, {}, "cpu", reference=True, fn=self.given)
+        except UserError as e:
+            return f"{self.given_name} raised {e}"
+        if isinstance(guard, Float64Reference) and guard.degraded:
+            return f"{self.given_name} degraded: {guard.degraded}"
+        return outputs, grads
 
     def _reference(
         self, values: dict[str, Any], params: dict[str, torch.Tensor]
@@ -209,8 +245,10 @@ class FunctionSession:
         device: str,
         *,
         reference: bool,
+        fn: Callable[..., Any] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[str]]:
-        """Forward and backward; the target's own exceptions come out as ``UserError``."""
+        """Forward and backward of the target (or of ``fn``, a given reference); their own
+        exceptions come out as ``UserError``."""
         wrt = self.options.wrt
         args: dict[str, Any] = {}
         leaves: dict[str, torch.Tensor] = {}
@@ -228,9 +266,11 @@ class FunctionSession:
                     p.requires_grad_(True)
                     leaves[f"grad[{n!r}]"] = p
         try:
-            if self.module is not None:
+            if fn is not None:
+                call: Callable[[], Any] = lambda: fn(**args)  # noqa: E731
+            elif self.module is not None:
                 state = {**call_params, **{n: b.to(device, _like(b, params)).clone() for n, b in self.buffers.items()}}
-                call: Callable[[], Any] = lambda: functional_call(self.module, state, args=(), kwargs=args)  # noqa: E731
+                call = lambda: functional_call(self.module, state, args=(), kwargs=args)  # noqa: E731
             else:
                 call = lambda: self.target.fn(**args)  # noqa: E731
             if reference:

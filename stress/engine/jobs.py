@@ -87,7 +87,7 @@ class Job:
 
     def resolve(self) -> BaseTarget:
         if self.target is None:
-            from ..integrations.discovery import load_target
+            from .discovery import load_target
 
             assert self.source is not None
             self.target = load_target(self.source, self.name)

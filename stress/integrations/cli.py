@@ -145,7 +145,7 @@ def _fuzz_target(args: argparse.Namespace) -> Any:
     from ..core.options import FunctionOptions
     from ..core.strategies import from_name, parse
     from ..engine.targets import Target, make_target, parameters
-    from .discovery import load_object
+    from ..engine.discovery import load_object
 
     fn = load_object(args.function)
     if isinstance(fn, Target):
@@ -233,7 +233,7 @@ def _summary(report: Any, console: Console) -> None:
 def _collect(args: argparse.Namespace) -> list[Any]:
     if args.command == "fuzz":
         return [_fuzz_target(args)]
-    from .discovery import collect_targets
+    from ..engine.discovery import collect_targets
 
     targets = collect_targets(args.paths)
     if args.keyword:

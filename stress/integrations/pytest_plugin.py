@@ -169,7 +169,7 @@ def pytest_pycollect_makeitem(
 
 class StressFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        from .discovery import collect_targets
+        from ..engine.discovery import collect_targets
 
         for target in collect_targets([str(self.path)]):
             yield from _items(self, target, target.name.split(".", 1)[-1])

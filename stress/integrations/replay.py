@@ -16,7 +16,7 @@ from ..errors import InvalidArgument, ReportError
 from ..report.model import Finding, Report
 from ..report.render import stats_text
 from ..report.storage import load_inputs, load_report
-from .discovery import load_object
+from ..engine.discovery import load_object
 
 __all__ = ["ReplayOutcome", "explain", "replay"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..engine.targets import BaseTarget
+from .targets import BaseTarget
 from ..errors import InvalidArgument
 
 __all__ = ["collect_targets", "load_object", "load_target"]

@@ -137,6 +137,10 @@ def make_target(fn: Callable[..., Any], strategies: Mapping[str, Any], options: 
         )
     arguments = {k: as_argument_strategy(k, v) for k, v in strategies.items()}
     resolve_dims(arguments, options.dims)  # the names in dims must be in use
+    if options.reference is not None:
+        from .references import resolve_reference
+
+        resolve_reference(options.reference, label, list(arguments))  # fails now, not in a worker
     if options.wrt is not None:
         bad = [w for w in options.wrt if w not in arguments]
         if bad:

@@ -8,6 +8,7 @@ written once at the end — or, on Ctrl-C, from what finished, naming what was s
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -20,6 +21,9 @@ os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 from ..core.modes import Mode, resolve_modes
 from ..core.options import MODE_NAMES, FunctionOptions, RunOptions, options_doc
+from ..core.strategies import TensorStrategy, as_argument_strategy, resolve_dims
+from ..errors import InvalidArgument
+from .evaluation import BYTES_PER_ELEMENT
 from ..report.environment import environment
 from ..report.model import Finding, Report, Result
 from ..report.storage import Journal, write_report
@@ -63,6 +67,8 @@ def run(
         strict=opts.strict,
         memory_budget=int(budget),
     )
+    for t in targets:
+        _check_memory(t, settings.memory_budget)
     jobs = [
         Job(i, t, m, settings)
         for i, (t, m) in enumerate((t, m) for t in targets for m in modes if t.runs_in(m))
@@ -140,6 +146,28 @@ def _run_pool(
                 future.cancel()
             running.stop()
             raise
+
+
+def _check_memory(target: BaseTarget, budget: int | None) -> None:
+    """Refuse, up front, a target whose smallest example would not fit the memory budget (larger
+    examples are skipped one by one during the search)."""
+    arguments = getattr(target, "arguments", None) or {
+        k: as_argument_strategy(k, v) for k, v in getattr(target, "batch", {}).items()
+    }
+    if budget is None or not arguments:
+        return
+    ranges = resolve_dims(arguments, target.options.dims)
+    smallest = sum(
+        math.prod(ranges[d][0] if isinstance(d, str) else d for d in a.shape)
+        for a in arguments.values()
+        if isinstance(a, TensorStrategy)
+    ) * BYTES_PER_ELEMENT
+    if smallest > budget:
+        raise InvalidArgument(
+            f"{target.name}: its smallest example needs {smallest / GiB:.3g} GiB, over the memory budget of "
+            f"{budget / GiB:.3g} GiB per example (dims={dict(ranges)!r}); lower the dims ranges or raise "
+            "memory_budget= / --memory-budget"
+        )
 
 
 def _address_space(workers: int, modes: list[Mode]) -> int | None:

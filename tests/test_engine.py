@@ -1,0 +1,160 @@
+"""The run engine: worker processes, deadlines, crashes, interrupts, journals, memory, Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import stress
+from stress import Status, st
+from stress.integrations.cli import main
+from stress.report.storage import Journal, load_report
+
+FP32 = ("fp32",)
+
+
+def bounded(x: torch.Tensor) -> torch.Tensor:
+    return torch.tanh(x).mean()
+
+
+def hangs_on_big_batches(x: torch.Tensor) -> torch.Tensor:
+    if x.shape[0] > 3:
+        time.sleep(3600)  # the target hangs (a stuck kernel, a deadlock)
+    return x.sum()
+
+
+def segfaults(x: torch.Tensor) -> torch.Tensor:
+    os.kill(os.getpid(), signal.SIGSEGV)  # a custom C++/CUDA op gone wrong
+    return x.sum()
+
+
+def killed(x: torch.Tensor) -> torch.Tensor:
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's out-of-memory killer does
+    return x.sum()
+
+
+def test_a_hang_becomes_a_timeout_naming_the_example_and_the_run_goes_on(tmp_path: Path) -> None:
+    targets = [
+        stress.target(hangs_on_big_batches, x=st.tensors(("B",))),
+        stress.target(bounded, x=st.tensors(("B",), min_value=-1, max_value=1)),
+    ]
+    start = time.perf_counter()
+    report = stress.run(targets, modes=FP32, profile="ci", max_examples=20, deadline=2.0, jobs=2, report_dir=tmp_path)
+    assert time.perf_counter() - start < 60
+    hung, fine = report.results
+    assert hung.status == Status.TIMEOUT and not report.ok
+    assert "deadline of 2 s" in (hung.reason or "") and "x=tensors(B=" in (hung.reason or "")
+    assert fine.status == Status.PASSED
+    saved = json.loads(next(tmp_path.iterdir()).joinpath("report.json").read_text())
+    assert [r["status"] for r in saved["results"]] == ["timeout", "passed"]
+
+
+@pytest.mark.parametrize(("fn", "needle"), [(segfaults, "SIGSEGV"), (killed, "out-of-memory killer")])
+def test_a_dead_worker_becomes_a_crash_with_its_signal(fn: Any, needle: str) -> None:
+    targets = [stress.target(fn, x=st.tensors((2,))), stress.target(bounded, x=st.tensors((2,), min_value=-1, max_value=1))]
+    report = stress.run(targets, modes=FP32, profile="ci", max_examples=5, jobs=2)
+    crashed, fine = report.results
+    assert crashed.status == Status.CRASH and needle in (crashed.reason or "") and "example 1" in (crashed.reason or "")
+    assert fine.status == Status.PASSED and not report.ok
+
+
+def test_a_deadline_can_be_set_per_target() -> None:
+    slow = stress.target(hangs_on_big_batches, x=st.tensors(("B",)), deadline=1.0)
+    report = stress.run([slow], modes=FP32, profile="ci", max_examples=20, jobs=1)
+    assert report.results[0].status == Status.TIMEOUT and "deadline of 1 s" in str(report.results[0].reason)
+
+
+def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(tmp_path: Path) -> None:
+    targets = [stress.target(hangs_on_big_batches, x=st.tensors(("B",)))]
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            stress.run(targets, modes=FP32, profile="ci", max_examples=20, deadline=600, jobs=2, report_dir=tmp_path)
+    finally:
+        timer.cancel()
+    run_dir = next(tmp_path.iterdir())
+    report = load_report(run_dir)
+    assert not report.complete and report.results == []
+    assert report.running and report.running[0].startswith("hangs_on_big_batches[fp32]: example")
+    assert "Still running when the run stopped" in (run_dir / "report.md").read_text()
+
+
+def test_a_killed_run_leaves_a_journal_that_reads_as_a_partial_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = stress.run([stress.target(bounded, x=st.tensors((2,), min_value=-1, max_value=1))], modes=("fp32", "bf16"), profile="ci", max_examples=5)
+    journal = Journal(tmp_path, report)
+    journal.append(report.results[0], [])  # the run was killed after its first result
+    journal.close()
+    partial = load_report(tmp_path)
+    assert not partial.complete and [r.mode for r in partial.results] == ["fp32"]
+    assert main(["report", str(tmp_path)]) == 0  # renders report.json, md and html from it
+    assert load_report(tmp_path / "report.json").results[0].status == Status.PASSED
+
+
+def test_results_do_not_depend_on_the_number_of_workers() -> None:
+    def naive_lse(x: torch.Tensor) -> torch.Tensor:
+        return x.exp().sum().log()
+
+    targets = [stress.target(naive_lse, x=st.tensors((3,), min_value=-100, max_value=100)), stress.target(bounded, x=st.tensors((3,)))]
+    one = stress.run(targets, modes=("fp32", "fp16"), profile="ci", jobs=0)
+    two = stress.run(targets, modes=("fp32", "fp16"), profile="ci", jobs=2)
+    assert [(r.target, r.mode, r.status, r.examples) for r in one.results] == [(r.target, r.mode, r.status, r.examples) for r in two.results]
+    assert [(f.id, f.counterexample) for f in one.findings] == [(f.id, f.counterexample) for f in two.findings]
+
+
+def test_examples_over_the_memory_budget_are_not_materialized() -> None:
+    seen: list[int] = []
+
+    def records(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.numel())
+        return x.sum()
+
+    target = stress.target(records, x=st.tensors(("B", "D")), dims={"B": (1, 100000), "D": (1, 64)})
+    report = stress.run([target], modes=FP32, profile="ci", max_examples=30, jobs=0, memory_budget=1e-3)  # 1 MiB
+    assert report.results[0].over_budget > 0
+    assert seen and max(seen) * 48 <= 2**20  # every example that ran fits the budget
+
+
+def test_a_target_whose_smallest_example_cannot_fit_is_refused_up_front() -> None:
+    target = stress.target(bounded, x=st.tensors(("B", "D")), dims={"B": (100000, 200000), "D": (512, 512)})
+    with pytest.raises(stress.InvalidArgument, match=r"smallest example needs .* GiB, over the memory budget"):
+        stress.run([target], modes=FP32, memory_budget=1.0)
+
+
+SUITE = """
+import torch
+import stress
+from stress import st
+
+@stress.target(x=st.tensors(("B",), min_value=-100, max_value=100), expect={"fp16": "finite_forward"}, reason="exp overflows float16")
+def naive_lse(x):
+    return x.exp().sum().log()
+
+@stress.target(x=st.tensors(("B",), min_value=-1, max_value=1))
+def bounded(x):
+    return torch.tanh(x).mean()
+"""
+
+
+def test_a_dask_cluster_runs_the_jobs_and_gives_the_same_report(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    path = tmp_path / "dask_suite.py"
+    path.write_text(textwrap.dedent(SUITE))
+    from stress.engine.discovery import collect_targets
+
+    targets = collect_targets([str(path)])
+    local = stress.run(targets, modes=("fp32", "fp16"), profile="ci", jobs=2)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+        remote = stress.run(targets, modes=("fp32", "fp16"), profile="ci", scheduler=cluster.scheduler_address)
+    assert [(r.target, r.mode, r.status, r.examples) for r in remote.results] == [(r.target, r.mode, r.status, r.examples) for r in local.results]
+    assert [f.id for f in remote.findings] == [f.id for f in local.findings]
+    assert remote.settings["scheduler"] == cluster.scheduler_address

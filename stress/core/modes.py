@@ -63,7 +63,7 @@ DEFAULT_TOLERANCES: dict[str, float] = {
 
 
 # Gradients chain more roundings than outputs. Measured over the stable twins of the test corpus
-# (``python benchmarks/corpus.py``, 300 examples per mode): the worst float32 gradient error is
+# (``python benchmarks/corpus_run.py``, 300 examples per mode): the worst float32 gradient error is
 # 2.5x the float32 output tolerance, while in the 16-bit modes (whose CPU kernels accumulate in
 # float32) it stays below a tenth of theirs. Hence 10x in fp32, 1x elsewhere.
 GRADIENT_TOLERANCES: dict[str, float] = {

@@ -1,7 +1,7 @@
 """Run the harness over the test corpus of naive/stable pairs: detection, false alarms and the
 time to the first finding. Used by ``benchmarks/test_corpus.py`` and runnable alone::
 
-    python benchmarks/corpus.py --examples 300 --jobs 2
+    python benchmarks/corpus_run.py --examples 300 --jobs 2
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import stress  # noqa: E402
-from corpus import PAIRS, Pair  # noqa: E402
+from corpus import PAIRS, Pair  # noqa: E402 - tests/corpus, the pairs and their triggers
+
+__all__ = ["MODES", "PAIRS", "Tally", "evaluate"]
 
 MODES = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
 

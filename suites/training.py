@@ -192,12 +192,15 @@ def fixed_loss_scale(model: torch.nn.Module, optimizer: torch.optim.Optimizer, m
 @stress.step_target(**_scaled, optimizer=sgd, faults=("none",))
 def grad_scaler(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
     """The fix: ``torch.amp.GradScaler`` backs off and skips the steps whose gradients overflow
-    (under autocast; it cannot unscale the float16 gradients of pure-fp16 parameters)."""
+    under autocast; it cannot unscale the float16 gradients of pure-fp16 parameters, so there the
+    step checks the gradients itself and skips a step on any Inf/NaN."""
     scaler = torch.amp.GradScaler(mode.device, enabled=mode.name == "amp-fp16")
 
     def step(batch: Batch, loss_fn: LossFn) -> None:
         scaler.scale(loss_fn(model, batch)).backward()
-        scaler.step(optimizer)
+        finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+        if scaler.is_enabled() or finite:
+            scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad()
 

@@ -24,8 +24,8 @@ make one step. It checks after every call:
                      optimizer state where the same optimizer in float64 gets from the same
                      state with one plain step on the whole batch (``zero_grad(); loss(model,
                      batch).backward(); step()``; the loss's global count for ``(sum, count)``;
-                     clipped to ``max_grad_norm`` when declared), within the mode's gradient
-                     tolerance and two units in the last place of the dtype
+                     clipped to ``max_grad_norm`` when declared), within 10 times the mode's
+                     tolerance (relative 2-norm) and two units in the last place of the dtype
 ==================== ======================================================================
 """
 
@@ -58,6 +58,12 @@ from .faults import Fault, schedules
 from .guard import GuardedStep
 
 __all__ = ["StepSession", "StepTarget", "fuzz_step", "guarded_step", "step_target"]
+
+# An update is the gradient of a whole model, through every layer's rounding (under bfloat16
+# autocast the correct steps of suites/training.py differ from float64 by up to 0.13, relative
+# 2-norm): step_equivalence allows 10 times the mode's output tolerance. The bugs it is for are
+# far larger: the seed-001 step is off by 50% and more.
+STEP_TOLERANCE_FACTOR = 10.0
 
 Batch = dict[str, Any]
 LossFn = Callable[[torch.nn.Module, Batch], Any]
@@ -371,7 +377,7 @@ class StepSession:
         for key in want:
             if key in state and state[key].shape == want[key].shape and want[key].is_floating_point():
                 groups.setdefault(key.partition("[")[0], []).append(key)
-        tol = mode.gradient_tolerance(self.options.tolerances)
+        tol = STEP_TOLERANCE_FACTOR * mode.tolerance(self.options.tolerances)
         for group, keys in groups.items():
             is_param = group == "param"
             diffs, scales = [], []

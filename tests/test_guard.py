@@ -246,3 +246,48 @@ def test_bad_options_are_named(kwargs, needle: str) -> None:  # type: ignore[no-
     with pytest.raises(InvalidArgument) as e:
         GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
     assert needle in str(e.value)
+
+
+def test_a_float16_gradient_norm_beyond_65504_is_not_mistaken_for_an_overflow() -> None:
+    model = torch.nn.Linear(4, 1).half()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-9)
+    guard = GuardedStep(model, opt, max_grad_norm=1e9)  # the norm is measured, and must be finite
+    x = torch.full((2, 4), 200.0, dtype=torch.float16)
+    out = guard.step((model(x) * 100).sum())  # gradients of ~4e4 each: finite, norm ~1e5
+    assert out.stepped and out.skipped is None
+    assert guard.last_grad_norm is not None and 65504 < guard.last_grad_norm < math.inf
+
+
+def test_a_permanent_shift_of_the_loss_level_is_accepted_after_enough_spikes(caplog: pytest.LogCaptureFixture) -> None:
+    model = mlp()
+    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=1e-6), warmup=5, level_shift_after=4)
+    for i in range(8):
+        guard.step(loss_of(model, batch(i)))
+    with caplog.at_level(logging.WARNING, logger="stress.guard"):
+        outcomes = [guard.step(loss_of(model, batch(10 + i)) * 1000 + 1000) for i in range(10)]
+    assert [o.skipped for o in outcomes[:3]] == ["spike"] * 3  # a spike is a spike at first
+    assert outcomes[3].accepted and guard.counts["level_shift"] == 1  # then it is the new level
+    assert all(o.accepted for o in outcomes[4:]) and "accepting a new loss level" in caplog.text
+
+
+def test_a_gradient_norm_above_the_alarm_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    model = mlp()
+    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=1e-6), grad_norm_alarm=1e-3)
+    with caplog.at_level(logging.WARNING, logger="stress.guard"):
+        out = guard.step(loss_of(model, batch(0)) * 100)
+    assert out.stepped and guard.counts["grad_norm_alarm"] == 1  # warned, not skipped
+    assert "exceeds the alarm level" in caplog.text
+
+
+def test_a_scale_below_min_scale_raises_an_alarm(caplog: pytest.LogCaptureFixture) -> None:
+    model = mlp()
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0, backoff_factor=0.5)
+    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), scaler=scaler, min_scale=2.0)
+    handle = model[0].bias.register_hook(lambda g: g * math.inf)
+    with caplog.at_level(logging.WARNING, logger="stress.guard"):
+        guard.step(loss_of(model, batch(0)))  # 4 -> 2: at the floor, no alarm
+        assert guard.counts["scale_alarm"] == 0
+        guard.step(loss_of(model, batch(1)))  # 2 -> 1: below min_scale
+    handle.remove()
+    assert guard.counts["scale_alarm"] == 1 and guard.last_scale == 1.0
+    assert "alarm below 2" in caplog.text

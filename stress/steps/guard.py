@@ -25,6 +25,9 @@ What it guarantees:
   skipped micro-batch leaves no gradient behind;
 * on any skip, parameters, gradients and every optimizer state tensor (Adam's moments and step
   count) stay bit-identical to what they were before the step;
+* a permanent shift of the loss level (a new data phase, a new learning rate) is not skipped
+  forever: after ``level_shift_after`` spikes in a row the new level is accepted, with a warning
+  and ``counts["level_shift"]``;
 * GradScaler health: the scale is recorded; a warning is logged when it falls below
   ``min_scale`` or has been cut ``max_scale_cuts`` times in a row. Recovery policy: with
   ``reset_collapsed_scale=True`` the scale is then reset to the scaler's initial scale (the
@@ -116,6 +119,7 @@ class GuardedStep:
         min_scale: float = 1.0,
         max_scale_cuts: int = 5,
         reset_collapsed_scale: bool = False,
+        level_shift_after: int | None = 20,
     ) -> None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InvalidArgument(
@@ -136,6 +140,7 @@ class GuardedStep:
         v.check_number("min_scale", min_scale, positive=True, allow_zero=True, context=ctx)
         v.check_int("max_scale_cuts", max_scale_cuts, minimum=1, context=ctx)
         v.check_bool("reset_collapsed_scale", reset_collapsed_scale, context=ctx)
+        v.check_int("level_shift_after", level_shift_after, minimum=1, allow_none=True, context=ctx)
         params = model.parameters() if isinstance(model, torch.nn.Module) else model
         self.params = [p for p in params if p.requires_grad]
         self.optimizer, self.scaler = optimizer, scaler
@@ -151,6 +156,8 @@ class GuardedStep:
             max_scale_cuts,
             reset_collapsed_scale,
         )
+        self.level_shift_after = level_shift_after
+        self.spikes_in_a_row = 0
         self.history: deque[float] = deque(maxlen=window)
         self.counts: Counter[str] = Counter()
         self.last_loss: float | None = None
@@ -182,6 +189,12 @@ class GuardedStep:
             if not math.isfinite(value)
             else (SPIKE if self.is_spike(value) else None)
         )
+        if reason == SPIKE:
+            self.spikes_in_a_row += 1
+            if self.level_shift_after is not None and self.spikes_in_a_row >= self.level_shift_after:
+                reason = self._accept_level_shift(value)
+        elif reason is None:
+            self.spikes_in_a_row = 0
         if reason is None:
             reason = self._backward(loss)
         if reason is not None:
@@ -288,6 +301,21 @@ class GuardedStep:
         for p, g in zip(self.params, before or [None] * len(self.params), strict=True):
             p.grad = g
         return NONFINITE_GRAD
+
+    def _accept_level_shift(self, value: float) -> str | None:
+        """So many spikes in a row are a new loss level (a new data phase, a new learning rate),
+        not spikes: the history restarts from here and training goes on."""
+        log.warning(
+            "accepting a new loss level: %d losses in a row were above the spike limit %.4g (now %.4g); "
+            "the loss history restarts",
+            self.spikes_in_a_row,
+            self.spike_limit(),
+            value,
+        )
+        self.counts["level_shift"] += 1
+        self.history.clear()
+        self._limit, self.spikes_in_a_row = None, 0
+        return None
 
     def _skip(self, reason: str, detail: str) -> None:
         self.counts[reason] += 1

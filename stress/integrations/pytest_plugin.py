@@ -267,7 +267,11 @@ def stress_fuzz(request: pytest.FixtureRequest) -> Callable[..., Any]:
     options.update(marker.kwargs if marker else {})
 
     def call(fn: Callable[..., Any], **strategies: Any) -> Any:
-        return fuzz(fn, **{**options, **strategies})
+        from ..engine.targets import default_name
+
+        # named after the test too: two tests fuzzing one function stay apart in merged reports
+        name = strategies.pop("name", None) or f"{request.node.nodeid}::{default_name(fn)}"
+        return fuzz(fn, name=name, **{**options, **strategies})
 
     return call
 

@@ -170,6 +170,13 @@ class Report:
         no timeout, crash or harness error."""
         return not any(r.status.fails_run for r in self.results)
 
+    def assert_ok(self) -> None:
+        """Raise ``AssertionError`` with every failure written out when the run is not ``ok``:
+        the pytest idiom (``assert report.ok, report`` would show pytest's 240-character repr)."""
+        __tracebackhide__ = True
+        if not self.ok:
+            raise AssertionError(str(self))
+
     @property
     def unexpected(self) -> list[Finding]:
         """The findings that fail the run: real failures nobody expected."""

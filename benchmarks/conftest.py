@@ -7,7 +7,12 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--quick", action="store_true", default=False, help="small sizes: a smoke test, not a measurement")
+    parser.addoption(
+        "--quick",
+        action="store_true",
+        default=False,
+        help="small sizes: a smoke test, not a measurement",
+    )
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-import stress  # noqa: E402
 from corpus import PAIRS, Pair  # noqa: E402 - tests/corpus, the pairs and their triggers
+
+import stress  # noqa: E402
 
 __all__ = ["MODES", "PAIRS", "Tally", "evaluate"]
 
@@ -32,7 +33,9 @@ class Tally:
     expected: int = 0  # naive failures the corpus states (pair × mode)
     found: int = 0
     missed: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)  # naive failures beyond fails_in (not counted against)
+    extra: list[str] = field(
+        default_factory=list
+    )  # naive failures beyond fails_in (not counted against)
     stable_runs: int = 0
     false_alarms: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)  # stable twins with limit outcomes only
@@ -42,7 +45,11 @@ class Tally:
     stable_grad_error: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
-        median = statistics.median(self.first_finding_seconds) if self.first_finding_seconds else float("nan")
+        median = (
+            statistics.median(self.first_finding_seconds)
+            if self.first_finding_seconds
+            else float("nan")
+        )
         return (
             f"naive failures found: {self.found} of {self.expected}; "
             f"false alarms on stable twins: {len(self.false_alarms)} of {self.stable_runs} runs; "
@@ -59,13 +66,21 @@ def _target(pair: Pair, fn: Any, name: str) -> Any:
     return stress.target(fn, **options, **pair.strategies())
 
 
-def evaluate(pairs: list[Pair], examples: int, jobs: int | None, seed: int | None, modes: tuple[str, ...] = MODES) -> Tally:
+def evaluate(
+    pairs: list[Pair],
+    examples: int,
+    jobs: int | None,
+    seed: int | None,
+    modes: tuple[str, ...] = MODES,
+) -> Tally:
     tally = Tally()
     targets = []
     for pair in pairs:
         targets.append(_target(pair, pair.naive, f"{pair.name}.naive"))
         targets.append(_target(pair, pair.stable, f"{pair.name}.stable"))
-    report = stress.run(targets, modes=modes, profile="ci", max_examples=examples, seed=seed, jobs=jobs)
+    report = stress.run(
+        targets, modes=modes, profile="ci", max_examples=examples, seed=seed, jobs=jobs
+    )
     by_name = {p.name: p for p in pairs}
     for r in report.results:
         name, _, kind = r.target.rpartition(".")
@@ -113,8 +128,15 @@ def main() -> None:
     print(tally.summary(), f"({time.perf_counter() - start:.0f} s)")
     print("worst stable-twin error ÷ tolerance, per mode (outputs; gradients):")
     for mode in MODES:
-        print(f"  {mode:9s} {tally.stable_error.get(mode, 0):.3g}; {tally.stable_grad_error.get(mode, 0):.3g}")
-    for title, items in (("missed", tally.missed), ("false alarms", tally.false_alarms), ("limits on stable twins", tally.limits), ("found beyond fails_in", tally.extra)):
+        print(
+            f"  {mode:9s} {tally.stable_error.get(mode, 0):.3g}; {tally.stable_grad_error.get(mode, 0):.3g}"
+        )
+    for title, items in (
+        ("missed", tally.missed),
+        ("false alarms", tally.false_alarms),
+        ("limits on stable twins", tally.limits),
+        ("found beyond fails_in", tally.extra),
+    ):
         if items:
             print(f"\n{title}:")
             for item in items:

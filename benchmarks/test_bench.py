@@ -36,8 +36,15 @@ def draw(strategy: Any, n: int) -> list[Any]:
 
 
 def generate(shape: tuple[int, int], n: int) -> list[dict[str, Any]]:
-    strategy = examples({"x": st.embeddings(("B", "D"))}, FP16, dims={"B": shape[0], "D": shape[1]})
-    return [{k: round_to_mode(v, FP16) for k, v in ex.materialize(FP16).items()} for ex in draw(strategy, n)]
+    strategy = examples(
+        {"x": st.embeddings(("B", "D"))},
+        FP16,
+        dims={"B": (shape[0], shape[0]), "D": (shape[1], shape[1])},
+    )
+    return [
+        {k: round_to_mode(v, FP16) for k, v in ex.materialize(FP16).items()}
+        for ex in draw(strategy, n)
+    ]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["8x16", "64x512"])
@@ -46,7 +53,9 @@ def test_generation_cost_per_example(benchmark: Any, shape: tuple[int, int], qui
     drawn = benchmark.pedantic(generate, args=(shape, n), rounds=1 if quick else 5, iterations=1)
     per_example_ms = benchmark.stats.stats.mean / len(drawn) * 1e3
     benchmark.extra_info.update(ms_per_example=round(per_example_ms, 4), examples=len(drawn))
-    print(f"\n{shape}: {per_example_ms:.3f} ms to draw and materialize one example ({len(drawn)} examples)")
+    print(
+        f"\n{shape}: {per_example_ms:.3f} ms to draw and materialize one example ({len(drawn)} examples)"
+    )
     assert drawn and drawn[0]["x"].shape == shape
 
 
@@ -58,10 +67,17 @@ def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["8x16", "64x512"])
-def test_fuzz_overhead_vs_direct_evaluation(benchmark: Any, shape: tuple[int, int], quick: bool) -> None:
+def test_fuzz_overhead_vs_direct_evaluation(
+    benchmark: Any, shape: tuple[int, int], quick: bool
+) -> None:
     n = 20 if quick else 200
     dims = {"B": shape[0], "D": shape[1]}
-    target = stress.target(loss, dims=dims, x=st.embeddings(("B", "D"), min_value=-100, max_value=100), y=st.embeddings(("B", "D"), min_value=-100, max_value=100))
+    target = stress.target(
+        loss,
+        dims=dims,
+        x=st.embeddings(("B", "D"), min_value=-100, max_value=100),
+        y=st.embeddings(("B", "D"), min_value=-100, max_value=100),
+    )
 
     def fuzz() -> stress.Report:
         return stress.run([target], modes=("fp16",), profile="ci", max_examples=n, jobs=0)
@@ -81,5 +97,12 @@ def test_fuzz_overhead_vs_direct_evaluation(benchmark: Any, shape: tuple[int, in
         session._call({k: t.double() for k, t in v.items()}, {}, "cpu", reference=True)
     direct_s = (time.perf_counter() - start) * report.results[0].examples / len(values)
     ratio = fuzz_s / direct_s
-    benchmark.extra_info.update(examples=report.results[0].examples, fuzz_s=round(fuzz_s, 3), direct_s=round(direct_s, 3), ratio=round(ratio, 2))
-    print(f"\n{shape}: fuzz {fuzz_s:.3f} s vs direct {direct_s:.3f} s for {report.results[0].examples} examples: {ratio:.2f}x")
+    benchmark.extra_info.update(
+        examples=report.results[0].examples,
+        fuzz_s=round(fuzz_s, 3),
+        direct_s=round(direct_s, 3),
+        ratio=round(ratio, 2),
+    )
+    print(
+        f"\n{shape}: fuzz {fuzz_s:.3f} s vs direct {direct_s:.3f} s for {report.results[0].examples} examples: {ratio:.2f}x"
+    )

@@ -21,7 +21,10 @@ def test_corpus_detection_and_false_alarms(benchmark: Any, quick: bool) -> None:
         for item in items:
             print(f"  {title}: {item}")
     benchmark.extra_info.update(
-        found=tally.found, expected=tally.expected, false_alarms=len(tally.false_alarms), stable_runs=tally.stable_runs
+        found=tally.found,
+        expected=tally.expected,
+        false_alarms=len(tally.false_alarms),
+        stable_runs=tally.stable_runs,
     )
     assert tally.expected and tally.stable_runs
     if not quick:

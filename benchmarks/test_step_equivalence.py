@@ -18,7 +18,7 @@ from stress import Mode
 from stress.steps.session import StepSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "suites"))
-import training  # noqa: E402 - the suite module
+import training
 
 
 def _examples(session: StepSession, n: int) -> list[Any]:
@@ -43,13 +43,24 @@ def seconds(session: StepSession, drawn: list[Any]) -> float:
 def test_step_equivalence_overhead(benchmark: Any, quick: bool) -> None:
     target = training.micro_batch_accumulation
     checked = StepSession(target, Mode("fp32"))
-    plain = StepSession(target.__class__(**{**target.__dict__, "options": target.options.replace(step_equivalence=False)}), Mode("fp32"))
+    plain = StepSession(
+        target.__class__(
+            **{**target.__dict__, "options": target.options.replace(step_equivalence=False)}
+        ),
+        Mode("fp32"),
+    )
     drawn = _examples(checked, 10 if quick else 60)
     seconds(plain, drawn[:3])  # warm up
-    with_check = benchmark.pedantic(seconds, args=(checked, drawn), rounds=1 if quick else 3, iterations=1)
+    with_check = benchmark.pedantic(
+        seconds, args=(checked, drawn), rounds=1 if quick else 3, iterations=1
+    )
     del with_check
     checked_s = benchmark.stats.stats.mean
     plain_s = min(seconds(plain, drawn) for _ in range(1 if quick else 3))
     ratio = checked_s / plain_s
-    benchmark.extra_info.update(checked_s=round(checked_s, 3), plain_s=round(plain_s, 3), ratio=round(ratio, 2))
-    print(f"\nstep_equivalence: {checked_s:.3f} s with the check, {plain_s:.3f} s without: {ratio:.2f}x per step")
+    benchmark.extra_info.update(
+        checked_s=round(checked_s, 3), plain_s=round(plain_s, 3), ratio=round(ratio, 2)
+    )
+    print(
+        f"\nstep_equivalence: {checked_s:.3f} s with the check, {plain_s:.3f} s without: {ratio:.2f}x per step"
+    )

@@ -86,7 +86,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .analysis.precision import compare_modes as compare_modes
-    from .core import strategies as st
+    from .core import strategies as st  # noqa: F401 - the `stress.st` namespace
     from .core.modes import DEFAULT_TOLERANCES as DEFAULT_TOLERANCES
     from .core.modes import GRADIENT_TOLERANCES as GRADIENT_TOLERANCES
     from .core.modes import Mode as Mode

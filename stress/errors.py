@@ -13,4 +13,3 @@ class InvalidArgument(StressError, ValueError):
 
 class ReportError(StressError):
     """A report file could not be read: missing, corrupt, or of an unknown schema version."""
-

@@ -26,7 +26,7 @@ Batch = dict[str, torch.Tensor]
 LossFn = Any
 
 
-def mlp() -> torch.nn.Module:
+def mlp() -> torch.nn.Sequential:
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
 
 
@@ -74,7 +74,9 @@ _common: dict[str, Any] = dict(
     expect="step_equivalence",
     reason="seed 001: the loss is divided by the number of micro-batches on the first micro-batch only",
 )
-def first_micro_batch_scaling(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
+def first_micro_batch_scaling(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode
+) -> Any:
     def step(batch: Batch, loss_fn: LossFn) -> None:
         parts = micro_batches(batch)
         for i, micro in enumerate(parts):
@@ -89,7 +91,9 @@ def first_micro_batch_scaling(model: torch.nn.Module, optimizer: torch.optim.Opt
 
 
 @stress.step_target(**_common, optimizer=sgd, faults=("none",))
-def micro_batch_accumulation(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
+def micro_batch_accumulation(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode
+) -> Any:
     """The fix: each micro-batch's mean weighted by its share of the rows (uneven chunks too)."""
 
     def step(batch: Batch, loss_fn: LossFn) -> None:
@@ -138,7 +142,9 @@ _tokens: dict[str, Any] = dict(
     reason="each micro-batch's loss is its own token mean, then micro-batches are averaged: tokens of "
     "short micro-batches weigh more (a fully masked one is 0/0)",
 )
-def per_micro_batch_token_mean(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
+def per_micro_batch_token_mean(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode
+) -> Any:
     def step(batch: Batch, loss_fn: LossFn) -> None:
         parts = micro_batches(batch)
         for micro in parts:
@@ -167,7 +173,10 @@ def global_token_count(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 # --- loss scaling: a static factor against torch.amp.GradScaler ---------------------------------
 
-_scaled = {**_common, "batch": dict(_batch, x=st.activations(("B", 8), min_value=-100, max_value=100))}
+_scaled = {
+    **_common,
+    "batch": dict(_batch, x=st.activations(("B", 8), min_value=-100, max_value=100)),
+}
 
 
 @stress.step_target(
@@ -198,7 +207,9 @@ def grad_scaler(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: 
 
     def step(batch: Batch, loss_fn: LossFn) -> None:
         scaler.scale(loss_fn(model, batch)).backward()
-        finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+        finite = all(
+            p.grad is None or bool(torch.isfinite(p.grad).all()) for p in model.parameters()
+        )
         if scaler.is_enabled() or finite:
             scaler.step(optimizer)
         scaler.update()
@@ -214,10 +225,15 @@ def grad_scaler(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: 
     **_common,
     optimizer=adam,
     faults=("nan_batch", "inf_grad"),
-    expect={"fp16": ("finite_state", "step_equivalence"), **dict.fromkeys(("fp32", "bf16", "amp-fp16", "amp-bf16"), "finite_state")},
+    expect={
+        "fp16": ("finite_state", "step_equivalence"),
+        **dict.fromkeys(("fp32", "bf16", "amp-fp16", "amp-bf16"), "finite_state"),
+    },
     reason="seed 004: optimizer.step() runs on a NaN loss and infinite gradients (and in float16, Adam's second moment underflows)",
 )
-def step_on_nonfinite_loss(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
+def step_on_nonfinite_loss(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode
+) -> Any:
     def step(batch: Batch, loss_fn: LossFn) -> None:
         loss_fn(model, batch).backward()
         optimizer.step()
@@ -230,16 +246,23 @@ def step_on_nonfinite_loss(model: torch.nn.Module, optimizer: torch.optim.Optimi
     **_common,
     optimizer=adam,
     faults=("nan_batch", "loss_spike"),
-    expect={"fp16": ("skip_is_noop", "step_equivalence"), **dict.fromkeys(("fp32", "bf16", "amp-fp16", "amp-bf16"), "skip_is_noop")},
+    expect={
+        "fp16": ("skip_is_noop", "step_equivalence"),
+        **dict.fromkeys(("fp32", "bf16", "amp-fp16", "amp-bf16"), "skip_is_noop"),
+    },
     reason="a 'skip' that zeroes the gradients but still calls optimizer.step(): Adam's moments and step count advance (and in float16, Adam's second moment underflows)",
 )
-def skip_that_advances_adam(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
+def skip_that_advances_adam(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode
+) -> Any:
     def step(batch: Batch, loss_fn: LossFn) -> None:
         loss = loss_fn(model, batch)
         if torch.isfinite(loss) and loss < 1e3:
             loss.backward()
         optimizer.step()  # the bug: stepping on zero gradients still moves Adam
-        optimizer.zero_grad(set_to_none=False)  # (with None gradients Adam would skip the parameter)
+        optimizer.zero_grad(
+            set_to_none=False
+        )  # (with None gradients Adam would skip the parameter)
 
     return step
 
@@ -262,9 +285,9 @@ def adam_pure_fp16(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mod
 
 # --- the same model through GuardedStep: must pass everywhere ---------------------------------
 
-guarded = stress.step_target(**_common, optimizer=momentum_sgd, max_grad_norm=1.0, name="training.guarded")(
-    stress.guarded_step(max_grad_norm=1.0, warmup=4)
-)
+guarded = stress.step_target(
+    **_common, optimizer=momentum_sgd, max_grad_norm=1.0, name="training.guarded"
+)(stress.guarded_step(max_grad_norm=1.0, warmup=4))
 
 guarded_accumulation = stress.step_target(
     **_common, optimizer=sgd, max_grad_norm=1.0, name="training.guarded_accumulation"

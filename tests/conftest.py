@@ -24,7 +24,7 @@ def _example_database_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def suites_report() -> object:
     """Every built-in suite, once per session, in every CPU mode (ci profile)."""
     import stress
-    from stress.integrations.discovery import collect_targets
     from stress.core.modes import MODE_NAMES
+    from stress.engine.discovery import collect_targets
 
     return stress.run(collect_targets([str(ROOT / "suites")]), modes=MODE_NAMES, profile="ci")

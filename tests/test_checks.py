@@ -51,7 +51,9 @@ def test_finite_forward_reports_count_index_and_value() -> None:
 
 
 def test_a_value_beyond_the_dtype_is_a_limit_not_a_failure() -> None:
-    (v,) = FiniteForward()(ev(torch.tensor([math.inf], dtype=torch.float16), torch.tensor([1e5], dtype=F64)))
+    (v,) = FiniteForward()(
+        ev(torch.tensor([math.inf], dtype=torch.float16), torch.tensor([1e5], dtype=F64))
+    )
     assert v.outcome == Outcome.LIMIT
     assert "Representability limit" in v.message and "float16's largest finite value" in v.message
 
@@ -64,14 +66,22 @@ def test_a_nonfinite_float64_is_the_formulas_fault() -> None:
 def test_finite_gradients_names_the_gradient() -> None:
     grads = {"grad['x']": torch.tensor([[0.0, math.inf]])}
     (v,) = FiniteGradients()(ev(torch.ones(1), grads=grads))
-    assert v.message.startswith("grad['x'] is not finite") and "(0, 1)" in v.message and v.key == "grad['x']"
+    assert (
+        v.message.startswith("grad['x'] is not finite")
+        and "(0, 1)" in v.message
+        and v.key == "grad['x']"
+    )
     assert FiniteGradients()(ev(torch.ones(1), grads={"grad['x']": torch.ones(2)})) == []
 
 
 def test_no_floating_output_is_a_failure_that_says_what_came_back() -> None:
     e = Evaluation(FP16, {}, {}, no_float_output="out: None")
     (v,) = FloatingOutput()(e)
-    assert v.check == "floating_output" and "no floating-point output to check" in v.message and "None" in v.message
+    assert (
+        v.check == "floating_output"
+        and "no floating-point output to check" in v.message
+        and "None" in v.message
+    )
     assert FloatingOutput()(ev(torch.ones(1))) == []
 
 
@@ -143,17 +153,35 @@ def test_an_output_beyond_the_dtype_is_a_limit_of_the_error_check_too() -> None:
 
 
 def test_gradient_error_names_the_gradient_and_uses_the_gradient_tolerance() -> None:
+    fp32 = Mode("fp32")
     g = {"grad['x']": torch.tensor([1.0, 2.0])}
     r = {"grad['x']": torch.tensor([1.0, 3.0], dtype=F64)}
-    (v,) = Float64Agreement({}, 1.0, on_gradients=True)(ev(torch.ones(1), torch.ones(1, dtype=F64), g, r))
-    assert v.check == "gradient_error" and v.message.startswith("grad['x']") and "grad_error" in v.figures
-    off = {"grad['x']": torch.tensor([1.0, 2.9])}
-    assert Float64Agreement({}, 1.0, on_gradients=True)(ev(torch.ones(1), torch.ones(1, dtype=F64), off, r)) == []
+    (v,) = Float64Agreement({}, 1.0, on_gradients=True)(
+        ev(torch.ones(1), torch.ones(1, dtype=F64), g, r, mode=fp32)
+    )
+    assert (
+        v.check == "gradient_error"
+        and v.message.startswith("grad['x']")
+        and "grad_error" in v.figures
+    )
+    # 5e-4 off: beyond float32's output tolerance (1e-4), within its gradient tolerance (1e-3)
+    near = {"grad['x']": torch.tensor([1.0, 3.0 - 1.5e-3])}
+    assert (
+        Float64Agreement({}, 1.0, on_gradients=True)(
+            ev(torch.ones(1), torch.ones(1, dtype=F64), near, r, mode=fp32)
+        )
+        == []
+    )
+    assert Float64Agreement({}, 1.0)(ev(near["grad['x']"], r["grad['x']"], mode=fp32))
 
 
 def test_measure_reports_figures_and_an_infinite_error_for_nonfinite_outputs() -> None:
     figs = measure(
-        ev(torch.tensor([3.0, -4.0]), torch.tensor([3.0, -4.0], dtype=F64), {"grad['x']": torch.tensor([3.0, 4.0])}),
+        ev(
+            torch.tensor([3.0, -4.0]),
+            torch.tensor([3.0, -4.0], dtype=F64),
+            {"grad['x']": torch.tensor([3.0, 4.0])},
+        ),
         1.0,
     )
     assert figs["max_abs_output"] == 4.0 and figs["grad_norm"] == 5.0 and figs["error"] == 0.0

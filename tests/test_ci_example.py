@@ -5,13 +5,12 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
 from pathlib import Path
 
 import pytest
 import yaml
-
-import argparse
 
 from stress.integrations.cli import _parser
 from stress.integrations.flags import add_run_flags

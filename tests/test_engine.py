@@ -48,7 +48,15 @@ def test_a_hang_becomes_a_timeout_naming_the_example_and_the_run_goes_on(tmp_pat
         stress.target(bounded, x=st.tensors(("B",), min_value=-1, max_value=1)),
     ]
     start = time.perf_counter()
-    report = stress.run(targets, modes=FP32, profile="ci", max_examples=20, deadline=2.0, jobs=2, report_dir=tmp_path)
+    report = stress.run(
+        targets,
+        modes=FP32,
+        profile="ci",
+        max_examples=20,
+        deadline=2.0,
+        jobs=2,
+        report_dir=tmp_path,
+    )
     assert time.perf_counter() - start < 60
     hung, fine = report.results
     assert hung.status == Status.TIMEOUT and not report.ok
@@ -58,28 +66,49 @@ def test_a_hang_becomes_a_timeout_naming_the_example_and_the_run_goes_on(tmp_pat
     assert [r["status"] for r in saved["results"]] == ["timeout", "passed"]
 
 
-@pytest.mark.parametrize(("fn", "needle"), [(segfaults, "SIGSEGV"), (killed, "out-of-memory killer")])
+@pytest.mark.parametrize(
+    ("fn", "needle"), [(segfaults, "SIGSEGV"), (killed, "out-of-memory killer")]
+)
 def test_a_dead_worker_becomes_a_crash_with_its_signal(fn: Any, needle: str) -> None:
-    targets = [stress.target(fn, x=st.tensors((2,))), stress.target(bounded, x=st.tensors((2,), min_value=-1, max_value=1))]
+    targets = [
+        stress.target(fn, x=st.tensors((2,))),
+        stress.target(bounded, x=st.tensors((2,), min_value=-1, max_value=1)),
+    ]
     report = stress.run(targets, modes=FP32, profile="ci", max_examples=5, jobs=2)
     crashed, fine = report.results
-    assert crashed.status == Status.CRASH and needle in (crashed.reason or "") and "example 1" in (crashed.reason or "")
+    assert (
+        crashed.status == Status.CRASH
+        and needle in (crashed.reason or "")
+        and "example 1" in (crashed.reason or "")
+    )
     assert fine.status == Status.PASSED and not report.ok
 
 
 def test_a_deadline_can_be_set_per_target() -> None:
     slow = stress.target(hangs_on_big_batches, x=st.tensors(("B",)), deadline=1.0)
     report = stress.run([slow], modes=FP32, profile="ci", max_examples=20, jobs=1)
-    assert report.results[0].status == Status.TIMEOUT and "deadline of 1 s" in str(report.results[0].reason)
+    assert report.results[0].status == Status.TIMEOUT and "deadline of 1 s" in str(
+        report.results[0].reason
+    )
 
 
-def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(
+    tmp_path: Path,
+) -> None:
     targets = [stress.target(hangs_on_big_batches, x=st.tensors(("B",)))]
     timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            stress.run(targets, modes=FP32, profile="ci", max_examples=20, deadline=600, jobs=2, report_dir=tmp_path)
+            stress.run(
+                targets,
+                modes=FP32,
+                profile="ci",
+                max_examples=20,
+                deadline=600,
+                jobs=2,
+                report_dir=tmp_path,
+            )
     finally:
         timer.cancel()
     run_dir = next(tmp_path.iterdir())
@@ -89,8 +118,15 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(tm
     assert "Still running when the run stopped" in (run_dir / "report.md").read_text()
 
 
-def test_a_killed_run_leaves_a_journal_that_reads_as_a_partial_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    report = stress.run([stress.target(bounded, x=st.tensors((2,), min_value=-1, max_value=1))], modes=("fp32", "bf16"), profile="ci", max_examples=5)
+def test_a_killed_run_leaves_a_journal_that_reads_as_a_partial_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = stress.run(
+        [stress.target(bounded, x=st.tensors((2,), min_value=-1, max_value=1))],
+        modes=("fp32", "bf16"),
+        profile="ci",
+        max_examples=5,
+    )
     journal = Journal(tmp_path, report)
     journal.append(report.results[0], [])  # the run was killed after its first result
     journal.close()
@@ -104,11 +140,18 @@ def test_results_do_not_depend_on_the_number_of_workers() -> None:
     def naive_lse(x: torch.Tensor) -> torch.Tensor:
         return x.exp().sum().log()
 
-    targets = [stress.target(naive_lse, x=st.tensors((3,), min_value=-100, max_value=100)), stress.target(bounded, x=st.tensors((3,)))]
+    targets = [
+        stress.target(naive_lse, x=st.tensors((3,), min_value=-100, max_value=100)),
+        stress.target(bounded, x=st.tensors((3,))),
+    ]
     one = stress.run(targets, modes=("fp32", "fp16"), profile="ci", jobs=0)
     two = stress.run(targets, modes=("fp32", "fp16"), profile="ci", jobs=2)
-    assert [(r.target, r.mode, r.status, r.examples) for r in one.results] == [(r.target, r.mode, r.status, r.examples) for r in two.results]
-    assert [(f.id, f.counterexample) for f in one.findings] == [(f.id, f.counterexample) for f in two.findings]
+    assert [(r.target, r.mode, r.status, r.examples) for r in one.results] == [
+        (r.target, r.mode, r.status, r.examples) for r in two.results
+    ]
+    assert [(f.id, f.counterexample) for f in one.findings] == [
+        (f.id, f.counterexample) for f in two.findings
+    ]
 
 
 def test_examples_over_the_memory_budget_are_not_materialized() -> None:
@@ -119,14 +162,20 @@ def test_examples_over_the_memory_budget_are_not_materialized() -> None:
         return x.sum()
 
     target = stress.target(records, x=st.tensors(("B", "D")), dims={"B": (1, 100000), "D": (1, 64)})
-    report = stress.run([target], modes=FP32, profile="ci", max_examples=30, jobs=0, memory_budget=1e-3)  # 1 MiB
+    report = stress.run(
+        [target], modes=FP32, profile="ci", max_examples=30, jobs=0, memory_budget=1e-3
+    )  # 1 MiB
     assert report.results[0].over_budget > 0
     assert seen and max(seen) * 48 <= 2**20  # every example that ran fits the budget
 
 
 def test_a_target_whose_smallest_example_cannot_fit_is_refused_up_front() -> None:
-    target = stress.target(bounded, x=st.tensors(("B", "D")), dims={"B": (100000, 200000), "D": (512, 512)})
-    with pytest.raises(stress.InvalidArgument, match=r"smallest example needs .* GiB, over the memory budget"):
+    target = stress.target(
+        bounded, x=st.tensors(("B", "D")), dims={"B": (100000, 200000), "D": (512, 512)}
+    )
+    with pytest.raises(
+        stress.InvalidArgument, match=r"smallest example needs .* GiB, over the memory budget"
+    ):
         stress.run([target], modes=FP32, memory_budget=1.0)
 
 
@@ -153,8 +202,14 @@ def test_a_dask_cluster_runs_the_jobs_and_gives_the_same_report(tmp_path: Path) 
 
     targets = collect_targets([str(path)])
     local = stress.run(targets, modes=("fp32", "fp16"), profile="ci", jobs=2)
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
-        remote = stress.run(targets, modes=("fp32", "fp16"), profile="ci", scheduler=cluster.scheduler_address)
-    assert [(r.target, r.mode, r.status, r.examples) for r in remote.results] == [(r.target, r.mode, r.status, r.examples) for r in local.results]
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+    ) as cluster:
+        remote = stress.run(
+            targets, modes=("fp32", "fp16"), profile="ci", scheduler=cluster.scheduler_address
+        )
+    assert [(r.target, r.mode, r.status, r.examples) for r in remote.results] == [
+        (r.target, r.mode, r.status, r.examples) for r in local.results
+    ]
     assert [f.id for f in remote.findings] == [f.id for f in local.findings]
     assert remote.settings["scheduler"] == cluster.scheduler_address

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from typing import Any
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ import torch
 from stress import GuardedStep, InvalidArgument
 
 
-def mlp() -> torch.nn.Module:
+def mlp() -> torch.nn.Sequential:
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
 
@@ -35,7 +36,7 @@ def snapshot(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, ob
     }
 
 
-def assert_bit_identical(a: dict, b: dict) -> None:  # type: ignore[type-arg]
+def assert_bit_identical(a: dict[str, Any], b: dict[str, Any]) -> None:
     for x, y in zip(a["params"], b["params"], strict=True):
         assert torch.equal(x, y)
     for x, y in zip(a["grads"], b["grads"], strict=True):
@@ -47,9 +48,15 @@ def assert_bit_identical(a: dict, b: dict) -> None:  # type: ignore[type-arg]
             assert torch.equal(torch.as_tensor(sa[k][name]), torch.as_tensor(sb[k][name])), name
 
 
+def linear(model: torch.nn.Sequential, index: int) -> torch.nn.Linear:
+    layer = model[index]
+    assert isinstance(layer, torch.nn.Linear)
+    return layer
+
+
 def trained(
-    steps: int = 5, **guard_options
-) -> tuple[torch.nn.Module, torch.optim.Optimizer, GuardedStep]:  # type: ignore[no-untyped-def]
+    steps: int = 5, **guard_options: Any
+) -> tuple[torch.nn.Sequential, torch.optim.Optimizer, GuardedStep]:
     model = mlp()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     guard = GuardedStep(model, opt, **guard_options)
@@ -61,7 +68,7 @@ def trained(
 def test_a_nonfinite_loss_is_skipped_before_backward() -> None:
     model, opt, guard = trained()
     calls = []
-    model[0].weight.register_hook(lambda g: calls.append(1))
+    linear(model, 0).weight.register_hook(lambda g: calls.append(1))
     before = snapshot(model, opt)
     out = guard.step(loss_of(model, batch(99)) * math.nan)
     assert out.skipped == "nonfinite_loss" and not out.stepped and calls == []
@@ -72,7 +79,7 @@ def test_a_nonfinite_loss_is_skipped_before_backward() -> None:
 def test_nonfinite_gradients_are_caught_before_the_optimizer_step() -> None:
     model, opt, guard = trained()
     before = snapshot(model, opt)
-    handle = model[2].bias.register_hook(lambda g: g * math.inf)
+    handle = linear(model, 2).bias.register_hook(lambda g: g * math.inf)
     out = guard.step(loss_of(model, batch(99)))
     handle.remove()
     assert (
@@ -154,7 +161,7 @@ def test_a_micro_batch_with_infinite_gradients_is_dropped_from_its_window() -> N
     model = mlp()
     guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), accumulation_steps=4)
     guard.step(loss_of(model, good[0]))
-    handle = model[0].weight.register_hook(lambda g: g * math.inf)
+    handle = linear(model, 0).weight.register_hook(lambda g: g * math.inf)
     assert guard.step(loss_of(model, good[1])).skipped == "nonfinite_grad"
     handle.remove()
     guard.step(loss_of(model, good[1]))
@@ -193,7 +200,7 @@ def test_a_scaler_overflow_skips_the_step_and_backs_off_the_scale() -> None:
     guard = GuardedStep(model, opt, scaler=scaler)
     assert guard.step(loss_of(model, batch(0))).stepped
     before = snapshot(model, opt)
-    handle = model[0].bias.register_hook(lambda g: g * math.inf)
+    handle = linear(model, 0).bias.register_hook(lambda g: g * math.inf)
     out = guard.step(loss_of(model, batch(1)))
     handle.remove()
     assert out.skipped == "scaler_overflow" and guard.last_scale == 2.0**15
@@ -212,7 +219,7 @@ def test_a_collapsing_scale_raises_an_alarm_and_can_be_reset(
         max_scale_cuts=3,
         reset_collapsed_scale=True,
     )
-    handle = model[0].bias.register_hook(lambda g: g * math.inf)
+    handle = linear(model, 0).bias.register_hook(lambda g: g * math.inf)
     with caplog.at_level(logging.WARNING, logger="stress.guard"):
         for i in range(3):
             guard.step(loss_of(model, batch(i)))
@@ -241,7 +248,7 @@ def test_state_dict_round_trip_keeps_the_history() -> None:
         (dict(scaler="yes"), "scaler='yes'"),
     ],
 )
-def test_bad_options_are_named(kwargs, needle: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_options_are_named(kwargs: dict[str, Any], needle: str) -> None:
     model = mlp()
     with pytest.raises(InvalidArgument) as e:
         GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
@@ -258,9 +265,13 @@ def test_a_float16_gradient_norm_beyond_65504_is_not_mistaken_for_an_overflow() 
     assert guard.last_grad_norm is not None and 65504 < guard.last_grad_norm < math.inf
 
 
-def test_a_permanent_shift_of_the_loss_level_is_accepted_after_enough_spikes(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_permanent_shift_of_the_loss_level_is_accepted_after_enough_spikes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     model = mlp()
-    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=1e-6), warmup=5, level_shift_after=4)
+    guard = GuardedStep(
+        model, torch.optim.SGD(model.parameters(), lr=1e-6), warmup=5, level_shift_after=4
+    )
     for i in range(8):
         guard.step(loss_of(model, batch(i)))
     with caplog.at_level(logging.WARNING, logger="stress.guard"):
@@ -270,7 +281,9 @@ def test_a_permanent_shift_of_the_loss_level_is_accepted_after_enough_spikes(cap
     assert all(o.accepted for o in outcomes[4:]) and "accepting a new loss level" in caplog.text
 
 
-def test_a_gradient_norm_above_the_alarm_is_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_gradient_norm_above_the_alarm_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     model = mlp()
     guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=1e-6), grad_norm_alarm=1e-3)
     with caplog.at_level(logging.WARNING, logger="stress.guard"):
@@ -282,8 +295,10 @@ def test_a_gradient_norm_above_the_alarm_is_counted_and_logged(caplog: pytest.Lo
 def test_a_scale_below_min_scale_raises_an_alarm(caplog: pytest.LogCaptureFixture) -> None:
     model = mlp()
     scaler = torch.amp.GradScaler("cpu", init_scale=4.0, backoff_factor=0.5)
-    guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), scaler=scaler, min_scale=2.0)
-    handle = model[0].bias.register_hook(lambda g: g * math.inf)
+    guard = GuardedStep(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), scaler=scaler, min_scale=2.0
+    )
+    handle = linear(model, 0).bias.register_hook(lambda g: g * math.inf)
     with caplog.at_level(logging.WARNING, logger="stress.guard"):
         guard.step(loss_of(model, batch(0)))  # 4 -> 2: at the floor, no alarm
         assert guard.counts["scale_alarm"] == 0

@@ -55,7 +55,7 @@ def test_resolve_modes_parses_names_and_devices() -> None:
         (lambda: Mode("fp16", "tpu"), "device='tpu'"),
         (lambda: resolve_modes(["fp32"], device="gpu"), "device='gpu'"),
         (lambda: resolve_modes([]), "empty"),
-        (lambda: resolve_modes([16]), "mode names"),
+        (lambda: resolve_modes([16]), "mode names"),  # type: ignore[list-item]
     ],
 )
 def test_bad_modes_name_the_argument(call, needle: str) -> None:  # type: ignore[no-untyped-def]

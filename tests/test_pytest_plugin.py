@@ -114,7 +114,8 @@ def test_report_merges_items_and_fuzz_calls_from_ordinary_tests(suite: pytest.Py
     result.assert_outcomes(passed=2, failed=2, xfailed=1)
     data = json.loads((suite.path / "out" / "report.json").read_text())
     targets = {(r["target"], r["mode"]) for r in data["results"]}
-    assert ("losses.naive_softmax", "fp32") in targets and ("<lambda>", "fp16") in targets
+    assert ("losses.naive_softmax", "fp32") in targets
+    assert ("test_uses_fixture.py::test_fuzz_in_a_test::<lambda>", "fp16") in targets
     assert (suite.path / "out" / "report.html").exists()
 
 

@@ -15,8 +15,8 @@ import torch
 import stress
 from stress import ReportError, st
 from stress.integrations.cli import main
-from stress.report.storage import load_report, write_report
 from stress.report.compare import FailOn, compare_reports, parse_fail_on
+from stress.report.storage import load_report, write_report
 
 SCHEMA = json.loads((Path(stress.__file__).parent / "report" / "schema.json").read_text())
 
@@ -175,7 +175,9 @@ def test_worse_errors_and_environment_changes(naive_run: Path) -> None:
     new.environment["torch"] = "9.9.9"
     comparison = compare_reports(base, new, parse_fail_on("error:2x"))
     grown = [c.key for c in comparison.regressions if "worst error_eps" in c.detail]
-    assert sorted(grown) == sorted([new.results[0].id, new.results[1].id])  # 25 times, and to NaN/Inf
+    assert sorted(grown) == sorted(
+        [new.results[0].id, new.results[1].id]
+    )  # 25 times, and to NaN/Inf
     assert any("torch" in w for w in comparison.warnings)
     assert compare_reports(base, new, FailOn()).ok  # error growth is not gated by default
 

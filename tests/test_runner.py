@@ -189,7 +189,12 @@ def test_report_is_written_and_an_interrupt_leaves_a_valid_partial_report(tmp_pa
     second = stress.target(interrupted, x=st.activations(("B",)))
     with pytest.raises(KeyboardInterrupt):
         stress.run(
-            [first, second], modes=("fp32",), profile="ci", max_examples=5, report_dir=tmp_path, jobs=0
+            [first, second],
+            modes=("fp32",),
+            profile="ci",
+            max_examples=5,
+            report_dir=tmp_path,
+            jobs=0,
         )
     (run_dir,) = tmp_path.iterdir()
     data = json.loads((run_dir / "report.json").read_text())

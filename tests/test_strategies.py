@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, cast
 
 import pytest
 import torch
@@ -9,7 +11,7 @@ from hypothesis import strategies as hst
 
 from stress import InvalidArgument, Mode, st
 from stress.core.recipes import PATTERNS as _PATTERNS
-from stress.core.recipes import TensorRecipe
+from stress.core.recipes import Example, Recipe, ScalarRecipe, TensorRecipe
 from stress.core.strategies import examples
 
 FP16, BF16, FP32 = Mode("fp16"), Mode("bf16"), Mode("fp32")
@@ -17,8 +19,14 @@ FAST = settings(max_examples=60, database=None, deadline=None)
 
 
 def recipe(
-    kind: str, pattern: str, shape=(4, 6), scale=0.0, lo=None, hi=None, **options
-) -> TensorRecipe:  # type: ignore[no-untyped-def]
+    kind: str,
+    pattern: str,
+    shape: tuple[int, ...] = (4, 6),
+    scale: float = 0.0,
+    lo: float | None = None,
+    hi: float | None = None,
+    **options: Any,
+) -> TensorRecipe:
     return TensorRecipe(kind, shape, shape, pattern, scale, 0, lo, hi, tuple(options.items()))
 
 
@@ -110,7 +118,7 @@ def test_every_drawn_tensor_is_finite_in_domain_and_representable(mode: Mode) ->
 
     @FAST
     @given(examples(args, mode))
-    def check(ex):  # type: ignore[no-untyped-def]
+    def check(ex: Example) -> None:
         values = ex.materialize(mode)  # y may be drawn as a copy of x: materialized after it
         x, y = values["x"], values["y"]
         for t in (x, y):
@@ -129,7 +137,7 @@ def test_dimension_names_are_shared_between_arguments() -> None:
 
     @FAST
     @given(examples(args, FP32, dims={"B": (3, 5), "C": (2, 9)}))
-    def check(ex):  # type: ignore[no-untyped-def]
+    def check(ex: Example) -> None:
         logits = ex.recipes["logits"].materialize(FP32)
         target = ex.recipes["target"].materialize(FP32)
         assert logits.shape[0] == target.shape[0] == ex.dims["B"]
@@ -154,11 +162,16 @@ def test_recipe_repr_reads_like_a_call() -> None:
 
 def test_temperatures_reach_their_minimum_and_stay_in_range() -> None:
     strat = st.temperatures(0.01, 1.0).recipes({}, FP32)
-    assert find(strat, lambda r: r.value == 0.01, settings=settings(database=None)).value == 0.01
+    smallest = find(
+        strat,
+        lambda r: isinstance(r, ScalarRecipe) and r.value == 0.01,
+        settings=settings(database=None),
+    )
+    assert isinstance(smallest, ScalarRecipe) and smallest.value == 0.01
 
     @FAST
     @given(strat)
-    def check(r):  # type: ignore[no-untyped-def]
+    def check(r: ScalarRecipe) -> None:
         assert 0.01 <= r.value <= 1.0
 
     check()
@@ -169,7 +182,7 @@ def test_plain_hypothesis_strategies_and_constants_are_accepted() -> None:
 
     @FAST
     @given(as_argument_strategy("k", hst.integers(1, 3)).recipes({}, FP32))
-    def check(r):  # type: ignore[no-untyped-def]
+    def check(r: Recipe) -> None:
         assert r.materialize(FP32) in (1, 2, 3)
 
     check()
@@ -184,8 +197,8 @@ def test_plain_hypothesis_strategies_and_constants_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("call", "needle"),
     [
-        (lambda: st.tensors(("B", 2.5)), "2.5"),
-        (lambda: st.tensors("B D"), "'B D'"),
+        (lambda: st.tensors(cast(Any, ("B", 2.5))), "2.5"),
+        (lambda: st.tensors(cast(Any, "B D")), "'B D'"),
         (lambda: st.tensors(("B",), min_value=2, max_value=1), "min_value=2 > max_value=1"),
         (lambda: st.tensors(("B",), max_value=math.inf), "max_value=inf"),
         (lambda: st.probabilities(("B",), dim=3), "dim=3"),
@@ -199,7 +212,7 @@ def test_plain_hypothesis_strategies_and_constants_are_accepted() -> None:
         (lambda: st.from_name("frobnicate"), "'frobnicate'"),
     ],
 )
-def test_invalid_arguments_raise_invalid_argument(call, needle: str) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_arguments_raise_invalid_argument(call: Callable[[], object], needle: str) -> None:
     with pytest.raises(InvalidArgument) as e:
         call()
     assert needle in str(e.value)

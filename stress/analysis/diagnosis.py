@@ -397,11 +397,19 @@ def _quotient_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | 
 
 
 def _min_abs(s: dict[str, float]) -> float:
-    return min(abs(s.get("min", 0.0)), abs(s.get("max", 0.0))) if s.get("min", 0) * s.get("max", 0) > 0 else 0.0
+    return (
+        min(abs(s.get("min", 0.0)), abs(s.get("max", 0.0)))
+        if s.get("min", 0) * s.get("max", 0) > 0
+        else 0.0
+    )
 
 
 def _norm_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
-    if r.op not in ("aten::linalg_vector_norm", "aten::norm", "aten::frobenius_norm") or not r.output.get("inf"):
+    if r.op not in (
+        "aten::linalg_vector_norm",
+        "aten::norm",
+        "aten::frobenius_norm",
+    ) or not r.output.get("inf"):
         return None
     if r.inputs.get("inf"):
         return None

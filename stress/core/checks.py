@@ -30,7 +30,15 @@ from typing import ClassVar
 import torch
 
 from .modes import Mode
-from .numerics import as_float64, dtype_facts, format_number, max_abs, normwise_error, total_norm, unravel
+from .numerics import (
+    as_float64,
+    dtype_facts,
+    format_number,
+    max_abs,
+    normwise_error,
+    total_norm,
+    unravel,
+)
 from .options import FunctionOptions
 from .outcomes import Outcome
 
@@ -76,9 +84,9 @@ class Evaluation:
     _errors: dict[tuple[str, float], tuple[float, torch.Tensor]] = field(
         default_factory=dict, repr=False
     )
-    _probes: dict[tuple[float, int], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None] = field(
-        default_factory=dict, repr=False
-    )
+    _probes: dict[
+        tuple[float, int], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None
+    ] = field(default_factory=dict, repr=False)
 
     def reference(self, key: str) -> torch.Tensor | None:
         refs = self.ref_grads if key in self.grads else self.ref_outputs
@@ -149,7 +157,9 @@ def _dtype_limit(value_dtype: torch.dtype, mode: Mode) -> torch.dtype:
     return value_dtype if value_dtype != torch.float64 else mode.compute_dtype
 
 
-def _nonfinite(check: str, label: str, key: str, t: torch.Tensor, ev: Evaluation) -> Violation | None:
+def _nonfinite(
+    check: str, label: str, key: str, t: torch.Tensor, ev: Evaluation
+) -> Violation | None:
     bad = ~torch.isfinite(t.detach())
     n_bad = int(bad.sum())
     if not n_bad:
@@ -157,7 +167,9 @@ def _nonfinite(check: str, label: str, key: str, t: torch.Tensor, ev: Evaluation
     flat_bad = bad.reshape(-1).nonzero().reshape(-1)
     first = int(flat_bad[0])
     value = float(t.detach().reshape(-1)[first])
-    kinds = "/".join(k for k, m in (("nan", torch.isnan(t)), ("inf", torch.isinf(t))) if bool(m.any()))
+    kinds = "/".join(
+        k for k, m in (("nan", torch.isnan(t)), ("inf", torch.isinf(t))) if bool(m.any())
+    )
     msg = (
         f"{label} is not finite: {n_bad} of {t.numel()} elements ({100 * n_bad / max(t.numel(), 1):.3g}%) "
         f"are {kinds}; first at index {unravel(first, t.shape)}: {value}"
@@ -173,7 +185,11 @@ def _nonfinite(check: str, label: str, key: str, t: torch.Tensor, ev: Evaluation
     if not bool(torch.isfinite(r).all()):
         at = int((~torch.isfinite(r)).nonzero()[0])
         where = "there" if at == 0 else f"at index {unravel(int(flat_bad[at]), t.shape)}"
-        breaks = "the formula breaks down even in float64" if whose == "float64" else "the reference fails there too"
+        breaks = (
+            "the formula breaks down even in float64"
+            if whose == "float64"
+            else "the reference fails there too"
+        )
         msg += f". The {whose} value is {float(r[at])} {where} too: {breaks}"
         return Violation(check, msg, key)
     if bool((r.abs() > facts.max).all()):
@@ -306,7 +322,9 @@ class Float64Agreement(Check):
         assert ref is not None
         label = key if self.on_gradients else f"output {key!r}"
         eps = ev.mode.facts.eps
-        figures = {"grad_error": err} if self.on_gradients else {"error": err, "error_eps": err / eps}
+        figures = (
+            {"grad_error": err} if self.on_gradients else {"error": err, "error_eps": err / eps}
+        )
         if math.isinf(err):
             return Violation(
                 self.name,
@@ -406,7 +424,9 @@ class ReferenceMismatch(Check):
             )
             own = ev.reference(key)
             if own is None:
-                msg += ". The target cannot run in float64, so precision cannot be told from semantics"
+                msg += (
+                    ". The target cannot run in float64, so precision cannot be told from semantics"
+                )
             else:
                 own_err = normwise_error(own, given, self.floor)[0]
                 if own_err > tol:
@@ -444,7 +464,9 @@ def checks_for(options: FunctionOptions) -> list[Check]:
         checks.append(OutputBound(options.max_output))
     if options.max_grad_norm is not None:
         checks.append(GradientBound(options.max_grad_norm))
-    checks.append(Float64Agreement(options.tolerances, options.error_floor, False, options.backward_error))
+    checks.append(
+        Float64Agreement(options.tolerances, options.error_floor, False, options.backward_error)
+    )
     if options.gradient_error:
         checks.append(
             Float64Agreement(
@@ -452,7 +474,9 @@ def checks_for(options: FunctionOptions) -> list[Check]:
             )
         )
     if options.reference is not None:
-        checks.append(ReferenceMismatch(options.tolerances, options.gradient_tolerances, options.error_floor))
+        checks.append(
+            ReferenceMismatch(options.tolerances, options.gradient_tolerances, options.error_floor)
+        )
     return checks
 
 
@@ -480,6 +504,8 @@ def _error_or_inf(ev: Evaluation, key: str, floor: float) -> float:
     if ref is None:
         return 0.0
     value = ev.value(key)
-    if ref.shape == value.shape and bool((~torch.isfinite(value) & torch.isfinite(as_float64(ref))).any()):
+    if ref.shape == value.shape and bool(
+        (~torch.isfinite(value) & torch.isfinite(as_float64(ref))).any()
+    ):
         return math.inf
     return ev.error(key, floor)[0]

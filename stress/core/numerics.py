@@ -51,7 +51,7 @@ class DtypeFacts:
         return str(self.dtype).removeprefix("torch.")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def dtype_facts(dtype: torch.dtype) -> DtypeFacts:
     """``torch.finfo`` reduced to the facts the harness uses."""
     fi = torch.finfo(dtype)
@@ -105,9 +105,7 @@ def total_norm(tensors: Iterable[torch.Tensor] | Mapping[str, torch.Tensor]) -> 
     if not items:
         return 0.0
     first = items[0]
-    if all(t.device == first.device for t in items) and all(
-        t.is_floating_point() for t in items
-    ):
+    if all(t.device == first.device for t in items) and all(t.is_floating_point() for t in items):
         norms = torch._foreach_norm(items, 2, dtype=torch.float32)
         return float(torch.linalg.vector_norm(torch.stack(norms).double()))
     return math.sqrt(sum(norm_of(t) ** 2 for t in items))

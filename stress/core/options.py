@@ -64,7 +64,7 @@ def _check_modes(name: str, value: object, context: str) -> tuple[str, ...]:
     for m in modes:
         if not isinstance(m, str) or _mode_name(m) not in MODE_NAMES:
             v.check_choice("mode", m, MODE_NAMES, context=context)
-    return modes
+    return tuple(str(m) for m in modes)
 
 
 def _positive_mapping(name: str, value: object, context: str) -> dict[str, float]:
@@ -88,7 +88,9 @@ class TargetOptions:
         "stress.Expect(...), for every mode or per mode ({'fp16': 'finite_forward', 'cuda:bf16': ...})",
     )
     reason: str | None = option(None, "one line: why it fails where `expect` says so")
-    modes: tuple[str, ...] | None = option(None, "only these modes (default: every mode of the run)")
+    modes: tuple[str, ...] | None = option(
+        None, "only these modes (default: every mode of the run)"
+    )
     dims: Mapping[str, tuple[int, int]] = option(
         {}, "size range of each dimension name, e.g. {'B': (1, 64)} (default (1, 16))"
     )
@@ -125,7 +127,9 @@ class TargetOptions:
         if self.modes is not None:
             object.__setattr__(self, "modes", _check_modes("modes", self.modes, ctx))
         object.__setattr__(self, "dims", v.check_dims(self.dims))
-        object.__setattr__(self, "tolerances", _positive_mapping("tolerances", self.tolerances, ctx))
+        object.__setattr__(
+            self, "tolerances", _positive_mapping("tolerances", self.tolerances, ctx)
+        )
         v.check_number("max_grad_norm", self.max_grad_norm, positive=True, allow_none=True)
         v.check_int("max_examples", self.max_examples, minimum=1, allow_none=True)
         v.check_number("deadline", self.deadline, positive=True, allow_none=True)
@@ -228,7 +232,9 @@ class FunctionOptions(TargetOptions):
                 f"reference={self.reference!r}: must be a function, 'torch' or 'module:function'"
             )
         if self.reference_dtype is not None:
-            object.__setattr__(self, "reference_dtype", _dtype("reference_dtype", self.reference_dtype))
+            object.__setattr__(
+                self, "reference_dtype", _dtype("reference_dtype", self.reference_dtype)
+            )
         object.__setattr__(self, "check_names", _function_checks(self))
 
 
@@ -308,9 +314,13 @@ class RunOptions:
     """What a run is told: which modes, how long a search, how many workers."""
 
     modes: tuple[str, ...] = option(
-        MODE_NAMES, f"comma-separated precision modes. Default: {','.join(MODE_NAMES)}", cli="--modes"
+        MODE_NAMES,
+        f"comma-separated precision modes. Default: {','.join(MODE_NAMES)}",
+        cli="--modes",
     )
-    device: str = option("cpu", "device; auto picks cuda when present. Default: cpu", cli="--device")
+    device: str = option(
+        "cpu", "device; auto picks cuda when present. Default: cpu", cli="--device"
+    )
     profile: str | None = option(
         None, "Hypothesis settings profile. Default: ci when $CI is set, else dev", cli="--profile"
     )
@@ -377,7 +387,8 @@ def options_doc(*classes: type) -> str:
         for f in fields(cls):
             if not f.init:
                 continue
-            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            factory: Any = f.default_factory
+            default = f.default if f.default is not MISSING else factory()
             rows.append((f.name, repr(default), f.metadata.get("doc", "")))
     width = max(len(r[0]) for r in rows)
     lines = [f"    ``{n}``{' ' * (width - len(n))}  {doc} (default ``{d}``)" for n, d, doc in rows]

@@ -101,9 +101,7 @@ class Status(StrEnum):
         return self in _FAILING
 
 
-_FAILING = frozenset(
-    {Status.FAILED, Status.XPASSED, Status.TIMEOUT, Status.CRASH, Status.ERROR}
-)
+_FAILING = frozenset({Status.FAILED, Status.XPASSED, Status.TIMEOUT, Status.CRASH, Status.ERROR})
 
 _KINDS = ("pass", "fail", "may-fail", "limit")
 
@@ -160,9 +158,12 @@ class Expect:
                 return cls(value)
             if value in CHECK_NAMES:
                 return cls.fail(value)
-        elif isinstance(value, (tuple, list, set, frozenset)) and value:
-            if all(isinstance(v, str) and v in CHECK_NAMES for v in value):
-                return cls.fail(*value)
+        elif (
+            isinstance(value, (tuple, list, set, frozenset))
+            and value
+            and all(isinstance(v, str) and v in CHECK_NAMES for v in value)
+        ):
+            return cls.fail(*value)
         raise InvalidArgument(
             f"{label}={value!r}: accepted values are 'pass', 'fail', 'may-fail', 'limit', a check name "
             f"({', '.join(CHECK_NAMES)}), a tuple of check names, or stress.Expect.fail/may_fail/limit(...)"
@@ -194,7 +195,9 @@ class Expect:
         if isinstance(data, str):  # reports of schema version 1 kept a bare kind
             return cls(data)
         checks = data.get("checks")
-        return cls(data["kind"], frozenset(checks) if checks is not None else None, data.get("rate"))
+        return cls(
+            data["kind"], frozenset(checks) if checks is not None else None, data.get("rate")
+        )
 
 
 def parse_expectations(
@@ -263,9 +266,13 @@ def verdict(
         detail = f"the dtype's limit: {', '.join(limits)}"
         return (Status.FAILED, f"{detail} (strict)") if strict else (Status.LIMIT, detail)
     if unverified:
-        return (Status.FAILED, f"{unverified} (strict)") if strict else (
-            Status.UNVERIFIED,
-            unverified,
+        return (
+            (Status.FAILED, f"{unverified} (strict)")
+            if strict
+            else (
+                Status.UNVERIFIED,
+                unverified,
+            )
         )
     if flaky:
         return Status.FLAKY, f"did not reproduce: {', '.join(flaky)}"

@@ -129,7 +129,10 @@ def _log10_scales(dtype: torch.dtype, lo: float | None, hi: float | None) -> Sea
     moderate = [x for x in full if x >= -3.0] or full
     n = len(full)
     return hst.sampled_from(
-        [0.0] * n + anchors * max(1, n // len(anchors)) + moderate * max(1, 2 * n // len(moderate)) + full
+        [0.0] * n
+        + anchors * max(1, n // len(anchors))
+        + moderate * max(1, 2 * n // len(moderate))
+        + full
     )
 
 
@@ -352,7 +355,11 @@ def probabilities(
         raise InvalidArgument(
             f"probabilities: min_value={lo!r}, max_value={hi!r} must lie in [0, 1]"
         )
-    keywords = {k: x for k, x in (("dim", dim if dim != -1 else None), ("min_value", lo), ("max_value", hi)) if x is not None}
+    keywords = {
+        k: x
+        for k, x in (("dim", dim if dim != -1 else None), ("min_value", lo), ("max_value", hi))
+        if x is not None
+    }
     call = format_call("probabilities", [repr(shp)], keywords)
     return TensorStrategy("probabilities", shp, lo, hi, options=(("dim", dim),), call=call)
 

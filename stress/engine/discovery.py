@@ -10,8 +10,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .targets import BaseTarget
 from ..errors import InvalidArgument
+from .targets import BaseTarget
 
 __all__ = ["collect_targets", "load_object", "load_target"]
 
@@ -21,9 +21,12 @@ def _import_file(path: Path) -> ModuleType:
     name = f"stress_suite_{path.stem}"
     loaded = sys.modules.get(name)
     stamp = path.stat().st_mtime_ns if path.exists() else None
-    if loaded is not None and getattr(loaded, "__file__", None) == str(path.resolve()):
-        if getattr(loaded, "__stress_stamp__", None) == stamp:
-            return loaded  # imported already, unchanged since
+    if (
+        loaded is not None
+        and getattr(loaded, "__file__", None) == str(path.resolve())
+        and getattr(loaded, "__stress_stamp__", None) == stamp
+    ):
+        return loaded  # imported already, unchanged since
     spec = importlib.util.spec_from_file_location(name, path.resolve())
     if spec is None or spec.loader is None:
         raise InvalidArgument(f"cannot import {str(path)!r} as a Python module")

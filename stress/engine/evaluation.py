@@ -22,7 +22,6 @@ from torch.func import functional_call
 
 from ..core.checks import Evaluation, Violation, checks_for, conditioning_note, measure
 from ..core.modes import Mode
-from ..core.outcomes import Outcome
 from ..core.recipes import Example
 from ..core.strategies import TensorStrategy, examples
 from .reference import Float64Reference
@@ -55,7 +54,7 @@ def flatten_outputs(out: Any, key: str = "out") -> tuple[dict[str, torch.Tensor]
         return {}, [f"{key}: a {str(out.dtype).removeprefix('torch.')} tensor"]
     if isinstance(out, float):
         return {key: torch.tensor(out, dtype=torch.float64)}, []
-    if isinstance(out, (tuple, list)) or isinstance(out, Mapping):
+    if isinstance(out, (tuple, list, Mapping)):
         items = out.items() if isinstance(out, Mapping) else enumerate(out)
         flat: dict[str, torch.Tensor] = {}
         other: list[str] = []
@@ -64,7 +63,11 @@ def flatten_outputs(out: Any, key: str = "out") -> tuple[dict[str, torch.Tensor]
             flat.update(f)
             other += rest
         return flat, other or ([f"{key}: an empty {type(out).__name__}"] if not flat else [])
-    return {}, [f"{key}: {out!r}" if out is None or isinstance(out, (bool, int)) else f"{key}: a {type(out).__name__}"]
+    return {}, [
+        f"{key}: {out!r}"
+        if out is None or isinstance(out, (bool, int))
+        else f"{key}: a {type(out).__name__}"
+    ]
 
 
 # ±0.5 … ±0.9375 in steps of 1/16: exact in every float dtype, and ties between neighbours rare
@@ -93,7 +96,9 @@ class FunctionSession:
         self.options = target.options
         self.checks = checks_for(target.options)
         self.check_names = target.options.check_names
-        self.strategy: SearchStrategy[Example] = examples(target.arguments, mode, target.options.dims)
+        self.strategy: SearchStrategy[Example] = examples(
+            target.arguments, mode, target.options.dims
+        )
         self.domains = {
             k: (a.min_value, a.max_value)
             for k, a in target.arguments.items()
@@ -102,7 +107,9 @@ class FunctionSession:
         self.given: Callable[..., Any] | None = None
         self.given_name = ""
         if target.options.reference is not None:
-            self.given, name = resolve_reference(target.options.reference, target.name, list(target.arguments))
+            self.given, name = resolve_reference(
+                target.options.reference, target.name, list(target.arguments)
+            )
             dtype = target.options.reference_dtype or torch.float64
             self.given_dtype: torch.dtype = dtype
             self.given_name = f"the reference {name} ({str(dtype).removeprefix('torch.')})"
@@ -117,7 +124,9 @@ class FunctionSession:
                     for n, p in module.named_parameters()
                 }
                 self.buffers = {
-                    n: b.detach().to(mode.device, mode.storage_dtype if b.is_floating_point() else b.dtype)
+                    n: b.detach().to(
+                        mode.device, mode.storage_dtype if b.is_floating_point() else b.dtype
+                    )
                     for n, b in module.named_buffers()
                 }
 
@@ -136,22 +145,34 @@ class FunctionSession:
 
     def check_values(self, values: dict[str, Any], *, explain: bool = False) -> Observation:
         """Evaluate and check given (already rounded) values: what replaying a finding does."""
-        inputs = {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+        inputs = {
+            k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in values.items()
+        }
         ev = self.evaluate(values)
         violations: list[Violation] = []
         for check in self.checks:
-            if violations and check.name in _AFTER_FORWARD and any(
-                x.check == "finite_forward" for x in violations
+            if (
+                violations
+                and check.name in _AFTER_FORWARD
+                and any(x.check == "finite_forward" for x in violations)
             ):
                 continue  # gradients of a non-finite output say nothing new
             violations += check(ev)
         if explain:
             floor = self.options.error_floor
             violations = [
-                Violation(x.check, x.message + conditioning_note(ev, x, floor), x.key, x.outcome, x.figures)
+                Violation(
+                    x.check,
+                    x.message + conditioning_note(ev, x, floor),
+                    x.key,
+                    x.outcome,
+                    x.figures,
+                )
                 for x in violations
             ]
-        return Observation(measure(ev, self.options.error_floor), violations, inputs, ev.reference_note)
+        return Observation(
+            measure(ev, self.options.error_floor), violations, inputs, ev.reference_note
+        )
 
     # ------------------------------------------------------------------ evaluation
 
@@ -187,12 +208,16 @@ class FunctionSession:
         ev.probe = self._prober(ref_values, ref_params)
         return ev
 
-    def _given(self, values: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | str:
+    def _given(
+        self, values: dict[str, Any]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | str:
         """The trusted reference on the same rounded inputs, in its dtype (float64 by default)."""
         assert self.given is not None
         dtype = self.given_dtype
         cast = {
-            k: x.detach().to("cpu", dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+            k: x.detach().to("cpu", dtype)
+            if isinstance(x, torch.Tensor) and x.is_floating_point()
+            else x
             for k, x in values.items()
         }
         guard = Float64Reference() if dtype == torch.float64 else contextlib.nullcontext()
@@ -224,7 +249,9 @@ class FunctionSession:
     ) -> Callable[[float, int], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None]:
         facts = self.mode.facts
 
-        def probe(scale: float, sign: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None:
+        def probe(
+            scale: float, sign: int
+        ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None:
             moved = {
                 k: _perturb(x, k, scale * facts.eps, scale * facts.tiny, sign, self.domains.get(k))
                 for k, x in values.items()
@@ -269,8 +296,12 @@ class FunctionSession:
             if fn is not None:
                 call: Callable[[], Any] = lambda: fn(**args)  # noqa: E731
             elif self.module is not None:
-                state = {**call_params, **{n: b.to(device, _like(b, params)).clone() for n, b in self.buffers.items()}}
-                call = lambda: functional_call(self.module, state, args=(), kwargs=args)  # noqa: E731
+                module = self.module
+                state = {
+                    **call_params,
+                    **{n: b.to(device, _like(b, params)).clone() for n, b in self.buffers.items()},
+                }
+                call = lambda: functional_call(module, state, args=(), kwargs=args)  # noqa: E731
             else:
                 call = lambda: self.target.fn(**args)  # noqa: E731
             if reference:
@@ -289,7 +320,7 @@ class FunctionSession:
                     allow_unused=True,
                 )
                 grads = {k: g for k, g in zip(leaves, gs, strict=True) if g is not None}
-        except Exception as e:  # noqa: BLE001 - whatever the target raises is the target's
+        except Exception as e:
             raise UserError(e) from e
         return {k: o.detach() for k, o in outputs.items()}, grads, other
 
@@ -311,7 +342,12 @@ def _to_float64(x: Any) -> Any:
 
 
 def _perturb(
-    x: Any, name: str, rel: float, absolute: float, sign: int, domain: tuple[float | None, float | None] | None
+    x: Any,
+    name: str,
+    rel: float,
+    absolute: float,
+    sign: int,
+    domain: tuple[float | None, float | None] | None,
 ) -> Any:
     """Move every float by ``rel·(|x| + max|x|) + absolute`` with fixed random signs per argument.
 

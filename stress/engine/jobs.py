@@ -7,6 +7,7 @@ the run's settings.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,18 +120,34 @@ def execute(job: Job, heartbeat: Heartbeat | None = None) -> tuple[Result, list[
         settings.profile, target.options.max_examples or settings.max_examples, settings.seed
     )
     beat = _example_beat(session, heartbeat)
-    found = explore(session, job.key, cfg, settings.seed, budget=settings.memory_budget, heartbeat=beat)
-    result.examples, result.shrinking, result.over_budget = found.generated, found.shrinking, found.over_budget
+    found = explore(
+        session, job.key, cfg, settings.seed, budget=settings.memory_budget, heartbeat=beat
+    )
+    result.examples, result.shrinking, result.over_budget = (
+        found.generated,
+        found.shrinking,
+        found.over_budget,
+    )
     result.worst, result.grad_norms = found.worst, found.grad_norms
     if heartbeat is not None:
         heartbeat("judging the findings (diagnosis)")
     findings = [_finding(target, session, f, expect) for f in found.failures]
-    findings += [_limit_finding(target, session, r, expect) for r in found.limits.values()]
+    failed = {f.violation.kind for f in found.failures}
+    findings += [  # a limit of a kind that also failed outright adds nothing
+        _limit_finding(target, session, r, expect)
+        for kind, r in found.limits.items()
+        if kind not in failed
+    ]
     findings.sort(key=lambda f: (f.outcome != Outcome.FAIL, _order(session, f.check)))
     result.seconds = time.perf_counter() - start
-    result.checks_failed = list(dict.fromkeys(f.check for f in findings if f.outcome == Outcome.FAIL))
+    result.checks_failed = list(
+        dict.fromkeys(f.check for f in findings if f.outcome == Outcome.FAIL)
+    )
     if found.unsupported and not any(f.outcome == Outcome.FAIL for f in findings):
-        result.status, result.reason = Status.UNSUPPORTED, f"unsupported in {mode.label}: {found.unsupported}"
+        result.status, result.reason = (
+            Status.UNSUPPORTED,
+            f"unsupported in {mode.label}: {found.unsupported}",
+        )
         return result, findings
     unverified = _unverified(found)
     result.status, detail = verdict(
@@ -199,10 +216,8 @@ def _finding(target: BaseTarget, session: Session, failure: Failure, expect: Any
             )
             diagnosis = found.to_dict() if found is not None else None
         else:
-            try:
+            with contextlib.suppress(Exception):  # the replay may raise like the search did
                 replay()
-            except Exception:  # noqa: BLE001 - the replay may raise like the search did
-                pass
         obs = replayed.get("obs")
         same = [x for x in (obs.violations if obs else []) if x.kind == v.kind]
         if same:
@@ -251,4 +266,3 @@ def _limit_finding(
         inputs=recorded.inputs,
         source=target.source,
     )
-

@@ -19,8 +19,13 @@ from torch.overrides import TorchFunctionMode
 
 __all__ = ["Float64Reference"]
 
-_LOW = {torch.float16: torch.float64, torch.bfloat16: torch.float64, torch.float32: torch.float64,
-        torch.complex32: torch.complex128, torch.complex64: torch.complex128}
+_LOW = {
+    torch.float16: torch.float64,
+    torch.bfloat16: torch.float64,
+    torch.float32: torch.float64,
+    torch.complex32: torch.complex128,
+    torch.complex64: torch.complex128,
+}
 _LEGACY = {
     "torch.FloatTensor": "torch.DoubleTensor",
     "torch.HalfTensor": "torch.DoubleTensor",
@@ -57,7 +62,11 @@ class Float64Reference(TorchFunctionMode):
         torch.set_default_dtype(self._default)
 
     def __torch_function__(
-        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")

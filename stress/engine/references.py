@@ -52,7 +52,9 @@ def _masked_mean(x: Tensor, mask: Tensor, dim: int = -1) -> Tensor:
     return (x * kept).sum(dim) / kept.sum(dim).clamp_min(1)
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False) -> Tensor:
+def _attention(
+    q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, causal: bool = False
+) -> Tensor:
     if mask is not None and mask.dim() == q.dim() - 1:
         mask = mask.unsqueeze(-2)  # a padding mask over the keys
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
@@ -61,12 +63,18 @@ def _attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, caus
     return out
 
 
-def _layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+def _layer_norm(
+    x: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+) -> Tensor:
     return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
 
 
 def _layer_norm_residual(
-    x: Tensor, residual: Tensor, weight: Tensor | None = None, bias: Tensor | None = None, eps: float = 1e-5
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
 ) -> Tensor:
     return F.layer_norm(x + residual, x.shape[-1:], weight, bias, eps)
 
@@ -107,7 +115,9 @@ def _parameters(fn: Callable[..., Any]) -> list[str]:
         return []
 
 
-def resolve_reference(spec: Callable[..., Any] | str, target_name: str, arguments: list[str]) -> tuple[Callable[..., Any], str]:
+def resolve_reference(
+    spec: Callable[..., Any] | str, target_name: str, arguments: list[str]
+) -> tuple[Callable[..., Any], str]:
     """The reference callable and how to name it in messages."""
     if callable(spec):
         return spec, getattr(spec, "__qualname__", repr(spec))

@@ -8,10 +8,11 @@ written once at the end — or, on Ctrl-C, from what finished, naming what was s
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,10 @@ from ..core.modes import Mode, resolve_modes
 from ..core.options import MODE_NAMES, FunctionOptions, RunOptions, options_doc
 from ..core.strategies import TensorStrategy, as_argument_strategy, resolve_dims
 from ..errors import InvalidArgument
-from .evaluation import BYTES_PER_ELEMENT
 from ..report.environment import environment
 from ..report.model import Finding, Report, Result
 from ..report.storage import Journal, write_report
+from .evaluation import BYTES_PER_ELEMENT
 from .events import LISTENERS
 from .jobs import Job, JobSettings, execute
 from .targets import BaseTarget, make_target
@@ -58,7 +59,9 @@ def run(
     modes = resolve_modes(opts.modes, opts.device)
     workers = opts.workers
     scheduler = opts.scheduler or os.environ.get("STRESS_SCHEDULER")
-    budget = opts.memory_budget * GiB if opts.memory_budget else machine_memory() // 4 // max(workers, 1)
+    budget = (
+        opts.memory_budget * GiB if opts.memory_budget else machine_memory() // 4 // max(workers, 1)
+    )
     settings = JobSettings(
         profile=opts.resolved_profile,
         max_examples=opts.max_examples,
@@ -102,7 +105,7 @@ def run(
         if scheduler is None and workers == 0:
             for job in jobs:
                 running.note(job.key, "running in this process")
-                finish(job, execute(job, heartbeat=lambda what, k=job.key: running.note(k, what)))
+                finish(job, execute(job, heartbeat=functools.partial(running.note, job.key)))
                 running.done(job.key)
         else:
             _run_pool(jobs, workers, scheduler, running, _address_space(workers, modes), finish)
@@ -131,11 +134,15 @@ def _run_pool(
     with ExitStack() as stack:
         if scheduler is not None:
             executor: Any = stack.enter_context(dask_executor(scheduler))
-            pending = {executor.submit(run_supervised, job, None, address_space): job for job in jobs}
+            pending = {
+                executor.submit(run_supervised, job, None, address_space): job for job in jobs
+            }
         else:
             warm_up()
             executor = stack.enter_context(ThreadPoolExecutor(max(workers, 1), "stress-worker"))
-            pending = {executor.submit(run_supervised, job, running, address_space): job for job in jobs}
+            pending = {
+                executor.submit(run_supervised, job, running, address_space): job for job in jobs
+            }
         try:
             while pending:
                 finished, _ = wait(pending, return_when="FIRST_COMPLETED")
@@ -157,11 +164,14 @@ def _check_memory(target: BaseTarget, budget: int | None) -> None:
     if budget is None or not arguments:
         return
     ranges = resolve_dims(arguments, target.options.dims)
-    smallest = sum(
-        math.prod(ranges[d][0] if isinstance(d, str) else d for d in a.shape)
-        for a in arguments.values()
-        if isinstance(a, TensorStrategy)
-    ) * BYTES_PER_ELEMENT
+    smallest = (
+        sum(
+            math.prod(ranges[d][0] if isinstance(d, str) else d for d in a.shape)
+            for a in arguments.values()
+            if isinstance(a, TensorStrategy)
+        )
+        * BYTES_PER_ELEMENT
+    )
     if smallest > budget:
         raise InvalidArgument(
             f"{target.name}: its smallest example needs {smallest / GiB:.3g} GiB, over the memory budget of "

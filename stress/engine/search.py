@@ -208,18 +208,24 @@ def _search(
             obs = session.run(example)
         except UserError as e:
             if _is_unsupported(e.error, mode):
-                raise Unsupported(f"{type(e.error).__name__}: {str(e.error).splitlines()[0]}") from None
+                raise Unsupported(
+                    f"{type(e.error).__name__}: {str(e.error).splitlines()[0]}"
+                ) from None
             v = Violation("exception", str(e), type(e.error).__name__)
             if v.kind in mask:
                 return
             tb = "".join(traceback.format_exception(e.error))
-            raise failure_type(v.kind)(v, example, getattr(session, "last_inputs", {}), {}, tb) from None
+            raise failure_type(v.kind)(
+                v, example, getattr(session, "last_inputs", {}), {}, tb
+            ) from None
         found.observe(obs)
         _steer(obs.figures)
         for v in obs.violations:
             if v.outcome == Outcome.LIMIT:
                 if v.kind not in found.limits:
-                    found.limits[v.kind] = Recorded(v, example, obs.inputs, {**obs.figures, **v.figures})
+                    found.limits[v.kind] = Recorded(
+                        v, example, obs.inputs, {**obs.figures, **v.figures}
+                    )
             elif v.kind not in mask:
                 raise failure_type(v.kind)(v, example, obs.inputs, {**obs.figures, **v.figures})
 
@@ -246,7 +252,7 @@ def _search(
                     found.generated += n
 
     try:
-        with collector.with_value(count):
+        with collector.with_value(count):  # type: ignore[arg-type] # Hypothesis types it as None
             wrapped()
     except (Failure, Unsupported, Flaky, BaseExceptionGroup) as exc:
         flaky = isinstance(exc, Flaky)

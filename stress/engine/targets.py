@@ -45,7 +45,11 @@ class BaseTarget(ABC):
         return expectation_for(self.options.expect, mode.name, mode.device)
 
     def runs_in(self, mode: Mode) -> bool:
-        return self.options.modes is None or mode.label in self.options.modes or mode.name in self.options.modes
+        return (
+            self.options.modes is None
+            or mode.label in self.options.modes
+            or mode.name in self.options.modes
+        )
 
     @abstractmethod
     def session(self, mode: Mode) -> Session:
@@ -112,7 +116,9 @@ def parameters(fn: Callable[..., Any]) -> dict[str, inspect.Parameter]:
         return {}
 
 
-def make_target(fn: Callable[..., Any], strategies: Mapping[str, Any], options: FunctionOptions) -> Target:
+def make_target(
+    fn: Callable[..., Any], strategies: Mapping[str, Any], options: FunctionOptions
+) -> Target:
     """Validate the strategies against ``fn``'s parameters and the options, and build a Target."""
     if not callable(fn):
         raise InvalidArgument(f"target: expected a function or nn.Module, got {fn!r}")

@@ -137,7 +137,10 @@ class _Reader:
         (size,) = _HEADER.unpack(self.buffer[: _HEADER.size])
         if not self._fill(_HEADER.size + size, until + 60):  # the rest of a started message
             raise EOFError
-        data, self.buffer = self.buffer[_HEADER.size : _HEADER.size + size], self.buffer[_HEADER.size + size :]
+        data, self.buffer = (
+            self.buffer[_HEADER.size : _HEADER.size + size],
+            self.buffer[_HEADER.size + size :],
+        )
         return pickle.loads(data)
 
 
@@ -188,9 +191,15 @@ def run_supervised(
                 kind, payload = reader.read(time.monotonic() + deadline)
             except TimeoutError:
                 os.kill(pid, signal.SIGKILL)
-                return _stopped(job, Status.TIMEOUT, f"ran longer than its deadline of {deadline:g} s on {doing}")
+                return _stopped(
+                    job,
+                    Status.TIMEOUT,
+                    f"ran longer than its deadline of {deadline:g} s on {doing}",
+                )
             except EOFError:
-                return _stopped(job, Status.CRASH, f"the worker died ({_exit_status(pid)}) on {doing}")
+                return _stopped(
+                    job, Status.CRASH, f"the worker died ({_exit_status(pid)}) on {doing}"
+                )
             if kind == "beat":
                 doing = payload
                 if running is not None:
@@ -229,7 +238,9 @@ def _exit_status(pid: int) -> str:
 
 def _stopped(job: Job, status: Status, reason: str) -> JobOutput:
     target = job.target
-    result = Result(job.name, job.mode.label, job.mode.device, status, reason=reason, source=job.source)
+    result = Result(
+        job.name, job.mode.label, job.mode.device, status, reason=reason, source=job.source
+    )
     if target is not None:
         result.expected = target.expectation(job.mode)
     return result, []

@@ -38,10 +38,20 @@ def _parser() -> argparse.ArgumentParser:
         prog="stress", description="Property-based numerical stress testing for PyTorch."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p_run = sub.add_parser("run", help="run every target found in suites (files, folders or modules)")
-    p_run.add_argument("paths", nargs="*", default=["suites"], help="files, folders or modules. Default: suites")
-    p_run.add_argument("-k", dest="keyword", default=None, help="only targets whose name contains this text")
-    p_run.add_argument("--baseline", default=None, help="a saved report to compare with: exit 1 only on regressions")
+    p_run = sub.add_parser(
+        "run", help="run every target found in suites (files, folders or modules)"
+    )
+    p_run.add_argument(
+        "paths", nargs="*", default=["suites"], help="files, folders or modules. Default: suites"
+    )
+    p_run.add_argument(
+        "-k", dest="keyword", default=None, help="only targets whose name contains this text"
+    )
+    p_run.add_argument(
+        "--baseline",
+        default=None,
+        help="a saved report to compare with: exit 1 only on regressions",
+    )
     p_run.add_argument("--fail-on", type=_fail_on, default=None, help=FAIL_ON_HELP)
     p_fuzz = sub.add_parser("fuzz", help="fuzz one function: stress fuzz module:function")
     p_fuzz.add_argument("function", help="module:function or path/to/file.py:function")
@@ -55,24 +65,37 @@ def _parser() -> argparse.ArgumentParser:
     add_target_flags(p_fuzz.add_argument)
     for p in (p_run, p_fuzz):
         add_run_flags(p.add_argument)
-        p.add_argument("--report-dir", default="reports", help="where reports/<run-id>/ is written. Default: %(default)s")
-        p.add_argument("--no-progress", action="store_true", help="no progress bar and no progress lines")
+        p.add_argument(
+            "--report-dir",
+            default="reports",
+            help="where reports/<run-id>/ is written. Default: %(default)s",
+        )
+        p.add_argument(
+            "--no-progress", action="store_true", help="no progress bar and no progress lines"
+        )
     p_cmp = sub.add_parser("compare", help="compare a run with a baseline: exit 1 on regressions")
     p_cmp.add_argument("baseline", help="baseline report.json or its folder")
     p_cmp.add_argument("new", help="new report.json or its folder")
     p_cmp.add_argument("--fail-on", type=_fail_on, default=None, help=FAIL_ON_HELP)
-    p_cmp.add_argument("--markdown", default=None, help="also write the comparison as Markdown to this file")
+    p_cmp.add_argument(
+        "--markdown", default=None, help="also write the comparison as Markdown to this file"
+    )
     p_rep = sub.add_parser("replay", help="re-run one finding from its stored counterexample")
     p_rep.add_argument("report", help="report.json or its folder")
     p_rep.add_argument("finding", help="finding id, number (1-based) or a unique part of its id")
-    p_explain = sub.add_parser("explain", help="where a finding's first NaN/Inf or large error appeared, and why")
+    p_explain = sub.add_parser(
+        "explain", help="where a finding's first NaN/Inf or large error appeared, and why"
+    )
     p_explain.add_argument("report", help="report.json or its folder")
-    p_explain.add_argument("finding", help="finding id, number (1-based) or a unique part of its id")
+    p_explain.add_argument(
+        "finding", help="finding id, number (1-based) or a unique part of its id"
+    )
     p_merge = sub.add_parser("merge", help="merge shard reports into one")
     p_merge.add_argument("reports", nargs="+", help="report.json files or their folders")
     p_merge.add_argument("-o", "--output", required=True, help="folder for the merged report")
     p_view = sub.add_parser(
-        "report", help="write report.json, report.md and report.html again (from the journal of a killed run too)"
+        "report",
+        help="write report.json, report.md and report.html again (from the journal of a killed run too)",
     )
     p_view.add_argument("report", help="report.json or its folder")
     return parser
@@ -92,7 +115,9 @@ def _folder(path: str) -> Path:
     return p if p.is_dir() else p.parent
 
 
-def _compare(base_path: str, report: Any, fail_on: Any, console: Console, markdown: str | None = None) -> int:
+def _compare(
+    base_path: str, report: Any, fail_on: Any, console: Console, markdown: str | None = None
+) -> int:
     from ..report.compare import compare_reports
     from ..report.storage import load_report
 
@@ -137,15 +162,17 @@ def _other_command(args: argparse.Namespace, console: Console) -> int:
         return EXIT_OK if merged.ok else EXIT_FAILED
     report = load_report(args.report)
     write_report(report, _folder(args.report))
-    console.print(f"wrote report.json, report.md and report.html in {_folder(args.report)}", markup=False)
+    console.print(
+        f"wrote report.json, report.md and report.html in {_folder(args.report)}", markup=False
+    )
     return EXIT_OK
 
 
 def _fuzz_target(args: argparse.Namespace) -> Any:
     from ..core.options import FunctionOptions
     from ..core.strategies import from_name, parse
-    from ..engine.targets import Target, make_target, parameters
     from ..engine.discovery import load_object
+    from ..engine.targets import Target, make_target, parameters
 
     fn = load_object(args.function)
     if isinstance(fn, Target):
@@ -154,14 +181,22 @@ def _fuzz_target(args: argparse.Namespace) -> Any:
     for item in args.arg:
         name, sep, expr = item.partition("=")
         if not sep or not name.strip():
-            raise StressError(f'--arg {item!r}: expected NAME=STRATEGY, e.g. x=\'logits(("B", "C"))\'')
+            raise StressError(
+                f'--arg {item!r}: expected NAME=STRATEGY, e.g. x=\'logits(("B", "C"))\''
+            )
         given[name.strip()] = parse(expr)
     params = parameters(fn)
     if not params and not given:
-        raise StressError(f"cannot read the parameters of {args.function!r}; give each one with --arg NAME=STRATEGY")
+        raise StressError(
+            f"cannot read the parameters of {args.function!r}; give each one with --arg NAME=STRATEGY"
+        )
     inferred = []
     for name, p in params.items():
-        if name not in given and p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+        if (
+            name not in given
+            and p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ):
             given[name] = from_name(name)
             inferred.append(name)
     target = make_target(fn, given, FunctionOptions(name=args.function, **target_options(args)))
@@ -219,7 +254,9 @@ def _summary(report: Any, console: Console) -> None:
         table.add_column(escape(m), justify="center", no_wrap=True)
     status = {(r.target, r.mode): r.status for r in report.results}
     for t in targets:
-        table.add_row(escape(t), *(STATUS_LABELS[status[(t, m)]] if (t, m) in status else "" for m in modes))
+        table.add_row(
+            escape(t), *(STATUS_LABELS[status[(t, m)]] if (t, m) in status else "" for m in modes)
+        )
     width = max((len(t) for t in targets), default=10) + 16 * len(modes) + 8
     Console(file=console.file, width=max(width, 80), highlight=False).print(table)
     for f in report.unexpected:
@@ -227,7 +264,9 @@ def _summary(report: Any, console: Console) -> None:
         console.print()
     for r in report.results:
         if r.status.fails_run and r.reason:
-            console.print(f"{r.target} [{r.mode}] {r.status}: {r.reason}", markup=False, highlight=False)
+            console.print(
+                f"{r.target} [{r.mode}] {r.status}: {r.reason}", markup=False, highlight=False
+            )
 
 
 def _collect(args: argparse.Namespace) -> list[Any]:
@@ -253,7 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         targets = _collect(args)
         if not targets:
-            where = " ".join(args.paths) + (f" matching -k {args.keyword!r}" if args.keyword else "")
+            where = " ".join(args.paths) + (
+                f" matching -k {args.keyword!r}" if args.keyword else ""
+            )
             err.print(f"stress run: no targets found in {where}", markup=False)
             return EXIT_USAGE
         options = {name: getattr(args, name) for name in RunOptions.names()}
@@ -266,7 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"stress {args.command}: {e}", markup=False, highlight=False)
         return EXIT_USAGE
     _summary(report, console)
-    console.print(f"{report.run_id}: {'OK' if report.ok else 'FAILED'}\nreport: {report.settings.get('report_path')}", markup=False)
+    console.print(
+        f"{report.run_id}: {'OK' if report.ok else 'FAILED'}\nreport: {report.settings.get('report_path')}",
+        markup=False,
+    )
     if getattr(args, "baseline", None):
         try:
             return _compare(args.baseline, report, args.fail_on, console)

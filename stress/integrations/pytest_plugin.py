@@ -181,7 +181,9 @@ def _items(parent: pytest.Collector, target: Any, name: str) -> Iterator[pytest.
     session: _StressSession = parent.config.stash[_SESSION]
     for mode in resolve_modes(session.option("modes"), session.option("device")):
         if target.runs_in(mode):
-            yield StressItem.from_parent(parent, name=f"{name}[{mode.label}]", target=target, mode=mode)
+            yield StressItem.from_parent(
+                parent, name=f"{name}[{mode.label}]", target=target, mode=mode
+            )
 
 
 class StressFailure(Exception):
@@ -211,10 +213,17 @@ class StressItem(pytest.Item):
         if result.status.fails_run:
             unexpected = report.unexpected
             known = session.baseline_ids()
-            if result.status == Status.FAILED and known and unexpected and all(f.id in known for f in unexpected):
+            if (
+                result.status == Status.FAILED
+                and known
+                and unexpected
+                and all(f.id in known for f in unexpected)
+            ):
                 pytest.xfail(f"known in the baseline: {', '.join(f.id for f in unexpected)}")
             detail = "\n\n".join(str(f) for f in unexpected)
-            raise StressFailure(f"{result.id} {result.status}: {result.reason or ''}\n{detail}".strip())
+            raise StressFailure(
+                f"{result.id} {result.status}: {result.reason or ''}\n{detail}".strip()
+            )
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, StressFailure):
@@ -263,7 +272,9 @@ def stress_fuzz(request: pytest.FixtureRequest) -> Callable[..., Any]:
 
     session: _StressSession = request.config.stash[_SESSION]
     marker = request.node.get_closest_marker("stress")
-    options = {k: x for k, x in session.run_options().items() if k not in ("scheduler", "memory_budget")}
+    options = {
+        k: x for k, x in session.run_options().items() if k not in ("scheduler", "memory_budget")
+    }
     options.update(marker.kwargs if marker else {})
 
     def call(fn: Callable[..., Any], **strategies: Any) -> Any:

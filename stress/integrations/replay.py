@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.modes import Mode
 from ..core.options import FunctionOptions
+from ..engine.discovery import load_object
 from ..engine.evaluation import FunctionSession
 from ..engine.session import UserError
 from ..engine.targets import Target, make_target
@@ -16,7 +17,6 @@ from ..errors import InvalidArgument, ReportError
 from ..report.model import Finding, Report
 from ..report.render import stats_text
 from ..report.storage import load_inputs, load_report
-from ..engine.discovery import load_object
 
 __all__ = ["ReplayOutcome", "explain", "replay"]
 
@@ -65,7 +65,9 @@ def explain(report: Report, finding: str) -> str:
     """A finding with its diagnosis: the op, the user's line, statistics and mechanism."""
     f = select(report.findings, finding)
     if not f.diagnosis:
-        return f"{f}\n  no diagnosis: {f.check} is a logic invariant or no op produced the bad value"
+        return (
+            f"{f}\n  no diagnosis: {f.check} is a logic invariant or no op produced the bad value"
+        )
     d = f.diagnosis
     stats = "\n".join(f"  {side}: {stats_text(d[side])}" for side in ("inputs", "output"))
     return f"{f}\n{stats}\n  mechanism: {d.get('mechanism') or 'unknown'}"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidArgument
-from .model import Finding, Report, Result
+from .model import Report, Result
 from .storage import load_inputs
 
 __all__ = ["Comparison", "FailOn", "compare_reports", "merge_reports", "parse_fail_on"]
@@ -53,7 +53,9 @@ def parse_fail_on(text: str) -> FailOn:
         elif m and float(m.group(2)) > 1:
             options[f"{m.group(1)}_factor"] = float(m.group(2))
         else:
-            raise InvalidArgument(f"--fail-on rule {rule!r} is not understood; accepted rules: {accepted}")
+            raise InvalidArgument(
+                f"--fail-on rule {rule!r} is not understood; accepted rules: {accepted}"
+            )
     return FailOn(**options)
 
 
@@ -102,8 +104,6 @@ class Comparison:
         return "\n".join(lines) + "\n"
 
 
-
-
 def compare_reports(base: Report, new: Report, fail_on: FailOn | None = None) -> Comparison:
     """What changed from ``base`` to ``new``; see the module docstring for the rules."""
     rules = fail_on or FailOn()
@@ -121,7 +121,9 @@ def compare_reports(base: Report, new: Report, fail_on: FailOn | None = None) ->
         if fid in base_findings or ((f.target, f.mode) not in common and base_results):
             continue
         if not f.counts:
-            out.changes.append(Change(f"new-{f.outcome}" if not f.expected else "new-expected", fid, f.message))
+            out.changes.append(
+                Change(f"new-{f.outcome}" if not f.expected else "new-expected", fid, f.message)
+            )
         else:
             out.changes.append(
                 Change("regression" if rules.new_findings else "new", fid, f.message)

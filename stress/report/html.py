@@ -28,7 +28,13 @@ from ..core.modes import DEFAULT_TOLERANCES
 from ..core.outcomes import Status
 from .markdown import sorted_findings
 from .model import FIGURE_LABELS, Report, Result
-from .render import STATUS_LABELS, counterexample_text, describe_diagnosis, figures_text, finding_headline
+from .render import (
+    STATUS_LABELS,
+    counterexample_text,
+    describe_diagnosis,
+    figures_text,
+    finding_headline,
+)
 
 __all__ = ["modes_page", "to_html"]
 
@@ -93,7 +99,15 @@ def error_heatmap(report: Report) -> str | None:
     for (i, j), text in np.ndenumerate(labels):
         if text:
             light = nonfinite[i, j] or (not np.isnan(ratio[i, j]) and ratio[i, j] > 30)
-            ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="white" if light else "black")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if light else "black",
+            )
     bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
     bar.set_label("worst error ÷ the mode's tolerance (1 = at the tolerance)")
     return _png(fig)
@@ -118,11 +132,15 @@ def stability_plot(results: list[Result]) -> tuple[str, str] | None:
     maps = [(r.mode, r.stability) for r in results if r.stability]
     if not maps:
         return None
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.5), squeeze=False, sharey=True)
-    im = None
+    fig, axes = plt.subplots(
+        1, len(maps), figsize=(2.6 * len(maps), 2.5), squeeze=False, sharey=True
+    )
+    im: Any = None
     for ax, (mode, m) in zip(axes[0], maps, strict=True):
         x, y = np.array(m["x"]), np.array(m["y"])
-        im = ax.imshow(np.array(m["failure_rate"]), origin="lower", cmap="Reds", vmin=0, vmax=1, aspect="auto")
+        im = ax.imshow(
+            np.array(m["failure_rate"]), origin="lower", cmap="Reds", vmin=0, vmax=1, aspect="auto"
+        )
         ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], fontsize=7, rotation=45)
         ax.set_yticks(range(len(y)), [f"{v:.3g}" for v in y], fontsize=7)
         ax.set_title(mode, fontsize=9)
@@ -214,9 +232,14 @@ def modes_page(table: Any, name: str) -> str:
     for i, value in enumerate(errors):
         if not np.isfinite(value):
             bars.patches[i].set_color(_NONFINITE)
-            axes[1].annotate("NaN/Inf", (i, float(shown.iloc[i])), ha="center", va="bottom", fontsize=8)
+            axes[1].annotate(
+                "NaN/Inf", (i, float(shown.iloc[i])), ha="center", va="bottom", fontsize=8
+            )
     rows = [
-        {"mode": mode, **{str(k): (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()}}
+        {
+            "mode": mode,
+            **{str(k): (f"{v:.3g}" if isinstance(v, float) else v) for k, v in row.items()},
+        }
         for mode, row in table.iterrows()
     ]
     return _ENV.get_template("modes.html.j2").render(

@@ -9,7 +9,13 @@ from pathlib import Path
 
 from ..core.outcomes import Outcome
 from .model import Finding, Report
-from .render import STATUS_LABELS, counterexample_text, describe_diagnosis, figures_text, finding_headline
+from .render import (
+    STATUS_LABELS,
+    counterexample_text,
+    describe_diagnosis,
+    figures_text,
+    finding_headline,
+)
 
 __all__ = ["to_markdown"]
 
@@ -24,7 +30,10 @@ def sorted_findings(report: Report) -> list[Finding]:
     rank = {Outcome.FAIL: 0, Outcome.FLAKY: 2, Outcome.LIMIT: 3}
     return sorted(
         report.findings,
-        key=lambda f: (rank[f.outcome] + (1 if f.expected else 0), order.get((f.target, f.mode), 0)),
+        key=lambda f: (
+            rank[f.outcome] + (1 if f.expected else 0),
+            order.get((f.target, f.mode), 0),
+        ),
     )
 
 

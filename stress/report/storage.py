@@ -23,7 +23,14 @@ from ..errors import ReportError
 from .markdown import to_markdown
 from .model import Finding, Report, Result, finding_from_dict
 
-__all__ = ["Journal", "atomic_write", "load_inputs", "load_report", "publish_report", "write_report"]
+__all__ = [
+    "Journal",
+    "atomic_write",
+    "load_inputs",
+    "load_report",
+    "publish_report",
+    "write_report",
+]
 
 JOURNAL = "journal.jsonl"
 
@@ -68,7 +75,10 @@ class Journal:
         directory.mkdir(parents=True, exist_ok=True)
         self.next_file = 0
         self.fh = open(directory / JOURNAL, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the run
-        head = {k: report.to_dict()[k] for k in ("schema_version", "run_id", "created", "settings", "environment")}
+        head = {
+            k: report.to_dict()[k]
+            for k in ("schema_version", "run_id", "created", "settings", "environment")
+        }
         self._line({"run": head})
 
     def _line(self, obj: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ finding reads like ``[none, loss_spike(1e+05)]``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +47,7 @@ class Fault:
     def must_skip(self) -> bool:
         return self.kind in MUST_SKIP
 
-    def batch(self, batch: dict[str, object], mode: Mode) -> dict[str, object]:
+    def batch(self, batch: Mapping[str, Any], mode: Mode) -> dict[str, Any]:
         """The batch as this fault leaves it."""
         out = dict(batch)
         for key, value in batch.items():

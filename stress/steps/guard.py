@@ -132,9 +132,15 @@ class GuardedStep:
         ctx = "GuardedStep"
         v.check_int("accumulation_steps", accumulation_steps, minimum=1, context=ctx)
         v.check_number("max_grad_norm", max_grad_norm, positive=True, allow_none=True, context=ctx)
-        v.check_number("grad_norm_alarm", grad_norm_alarm, positive=True, allow_none=True, context=ctx)
-        v.check_number("spike_threshold", spike_threshold, positive=True, allow_none=True, context=ctx)
-        v.check_number("min_spike_ratio", min_spike_ratio, positive=True, allow_zero=True, context=ctx)
+        v.check_number(
+            "grad_norm_alarm", grad_norm_alarm, positive=True, allow_none=True, context=ctx
+        )
+        v.check_number(
+            "spike_threshold", spike_threshold, positive=True, allow_none=True, context=ctx
+        )
+        v.check_number(
+            "min_spike_ratio", min_spike_ratio, positive=True, allow_zero=True, context=ctx
+        )
         v.check_int("window", window, minimum=1, context=ctx)
         v.check_int("warmup", warmup, minimum=0, context=ctx)
         v.check_number("min_scale", min_scale, positive=True, allow_zero=True, context=ctx)
@@ -191,7 +197,10 @@ class GuardedStep:
         )
         if reason == SPIKE:
             self.spikes_in_a_row += 1
-            if self.level_shift_after is not None and self.spikes_in_a_row >= self.level_shift_after:
+            if (
+                self.level_shift_after is not None
+                and self.spikes_in_a_row >= self.level_shift_after
+            ):
                 reason = self._accept_level_shift(value)
         elif reason is None:
             self.spikes_in_a_row = 0

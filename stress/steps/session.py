@@ -43,9 +43,9 @@ import torch
 
 from ..core.checks import Violation
 from ..core.modes import Mode
-from ..core.outcomes import Outcome
 from ..core.numerics import as_float64, dtype_facts, format_number, total_norm, unravel
 from ..core.options import MODE_NAMES, StepOptions, options_doc
+from ..core.outcomes import Outcome
 from ..core.recipes import Example, TensorRecipe
 from ..core.strategies import as_argument_strategy, examples, resolve_dims
 from ..core.validation import check_callable
@@ -189,7 +189,7 @@ class StepSession:
         self._shadow = None
         try:
             step = t.make_step(model, opt, mode)
-        except Exception as e:  # noqa: BLE001 - the user's factory
+        except Exception as e:
             raise UserError(e) from e
         current = [Fault("none")]
         losses: list[float] = []
@@ -202,14 +202,20 @@ class StepSession:
             return loss
 
         def record_norm(o: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-            norms.append(total_norm([p.grad for g in o.param_groups for p in g["params"] if p.grad is not None]))
+            norms.append(
+                total_norm(
+                    [p.grad for g in o.param_groups for p in g["params"] if p.grad is not None]
+                )
+            )
 
         handle = opt.register_step_pre_hook(record_norm)
         plan = [Fault("none")] * self.options.warmup_steps + list(schedule)
         violations: list[Violation] = []
         period = 0  # calls per optimizer step, learned from the first window that steps
         window: _Window | None = None  # the calls since the last step (or since a skipped call)
-        since_fault: tuple[int, dict[str, torch.Tensor]] | None = None  # clean calls since, params then
+        since_fault: tuple[int, dict[str, torch.Tensor]] | None = (
+            None  # clean calls since, params then
+        )
         try:
             for i, fault in enumerate(plan):
                 batch = fault.batch(self._batch(batch_example, i), mode)
@@ -231,7 +237,7 @@ class StepSession:
                 try:
                     with fault.hooks(model):
                         step(batch, loss_fn)
-                except Exception as e:  # noqa: BLE001 - the user's step
+                except Exception as e:
                     raise UserError(e) from e
                 steps = len(norms) - stepped
                 if steps and not period:
@@ -240,7 +246,11 @@ class StepSession:
                 # a non-finite state makes every other check's failure a consequence of it
                 violations = self._finite_state(where, model, opt) or (
                     self._clip_bound(where, norms[stepped:])
-                    + (self._skip_is_noop(where, before, model, opt) if before is not None and period == 1 else [])
+                    + (
+                        self._skip_is_noop(where, before, model, opt)
+                        if before is not None and period == 1
+                        else []
+                    )
                     + self._after_fault(where, fault, period, model, since_fault)
                 )
                 since_fault = self._count_clean(fault, period, model, since_fault)
@@ -271,7 +281,12 @@ class StepSession:
         since_fault: tuple[int, dict[str, torch.Tensor]] | None,
     ) -> list[Violation]:
         """``progress``: the first full window of clean calls after a fault moved the parameters."""
-        if fault.kind != "none" or since_fault is None or not period or since_fault[0] + 1 != period:
+        if (
+            fault.kind != "none"
+            or since_fault is None
+            or not period
+            or since_fault[0] + 1 != period
+        ):
             return []
         return self._progress(where, since_fault[1], model)
 
@@ -290,12 +305,17 @@ class StepSession:
 
     # ------------------------------------------------------------------------ checks
 
-    def _finite_state(self, where: str, model: torch.nn.Module, opt: torch.optim.Optimizer) -> list[Violation]:
+    def _finite_state(
+        self, where: str, model: torch.nn.Module, opt: torch.optim.Optimizer
+    ) -> list[Violation]:
         for key, x in _state_tensors(model, opt).items():
             if x.is_floating_point() and not bool(torch.isfinite(x).all()):
                 n = int((~torch.isfinite(x)).sum())
                 return [
-                    Violation("finite_state", f"{where}: {key} has {n} of {x.numel()} non-finite elements", key)
+                    Violation(
+                        "finite_state",
+                        f"{where}: {key} has {n} of {x.numel()} non-finite elements",
+                    )  # one kind for all of the state: a second parameter is not a second bug
                 ]
         return []
 
@@ -316,7 +336,11 @@ class StepSession:
         return []
 
     def _skip_is_noop(
-        self, where: str, before: dict[str, torch.Tensor], model: torch.nn.Module, opt: torch.optim.Optimizer
+        self,
+        where: str,
+        before: dict[str, torch.Tensor],
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
     ) -> list[Violation]:
         state = _state_tensors(model, opt)
         changed = [k for k, x in state.items() if k not in before or not torch.equal(before[k], x)]
@@ -330,7 +354,9 @@ class StepSession:
             )
         ]
 
-    def _progress(self, where: str, params: dict[str, torch.Tensor], model: torch.nn.Module) -> list[Violation]:
+    def _progress(
+        self, where: str, params: dict[str, torch.Tensor], model: torch.nn.Module
+    ) -> list[Violation]:
         if any(not torch.equal(params[n], p) for n, p in model.named_parameters()):
             return []
         return [
@@ -362,7 +388,11 @@ class StepSession:
         joined: dict[str, Any] = {}
         for n in batches[0]:
             first = batches[0][n]
-            joined[n] = torch.cat([b[n] for b in batches]).cpu() if isinstance(first, torch.Tensor) else first
+            joined[n] = (
+                torch.cat([b[n] for b in batches]).cpu()
+                if isinstance(first, torch.Tensor)
+                else first
+            )
             if isinstance(joined[n], torch.Tensor) and joined[n].is_floating_point():
                 joined[n] = as_float64(joined[n])
         ref_opt.zero_grad()
@@ -372,10 +402,16 @@ class StepSession:
         ref_opt.step()
         state = _state_tensors(model, opt)
         want = {k: x.detach() for k, x in _state_tensors(reference, ref_opt).items()}
-        start = {f"param[{n!r}]": as_float64(window.model_state[n]) for n, _ in model.named_parameters()}
+        start = {
+            f"param[{n!r}]": as_float64(window.model_state[n]) for n, _ in model.named_parameters()
+        }
         groups: dict[str, list[str]] = {}
         for key in want:
-            if key in state and state[key].shape == want[key].shape and want[key].is_floating_point():
+            if (
+                key in state
+                and state[key].shape == want[key].shape
+                and want[key].is_floating_point()
+            ):
                 groups.setdefault(key.partition("[")[0], []).append(key)
         tol = STEP_TOLERANCE_FACTOR * mode.tolerance(self.options.tolerances)
         for group, keys in groups.items():
@@ -413,7 +449,9 @@ class StepSession:
             outcome = Outcome.FAIL
             tiny = mode.facts.tiny
             if any(
-                isinstance(x, torch.Tensor) and x.is_floating_point() and bool(((x != 0) & (x.abs() < tiny)).any())
+                isinstance(x, torch.Tensor)
+                and x.is_floating_point()
+                and bool(((x != 0) & (x.abs() < tiny)).any())
                 for x in joined.values()
             ):
                 outcome = Outcome.LIMIT
@@ -468,7 +506,9 @@ def step_target(
     return build
 
 
-step_target.__doc__ = (step_target.__doc__ or "").replace("{options}", options_doc(StepOptions).strip())
+step_target.__doc__ = (step_target.__doc__ or "").replace(
+    "{options}", options_doc(StepOptions).strip()
+)
 
 
 def guarded_step(**options: Any) -> StepFactory:

@@ -16,7 +16,14 @@ import pytest
 
 from stress.integrations.cli import main
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium") if p and os.path.exists(p)), None)
+CHROMIUM = next(
+    (
+        p
+        for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
+        if p and os.path.exists(p)
+    ),
+    None,
+)
 
 SUITE = """
 import torch
@@ -55,16 +62,27 @@ def test_the_report_renders_without_errors_or_overflow(report_page: Path) -> Non
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--no-first-run",
+            ],
         )
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(report_page.as_uri())
-        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         sections = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.id)")
         images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth > 0)")
-        labels = page.inner_text("#status + p + div table") if page.query_selector("#status + p + div table") else ""
+        labels = (
+            page.inner_text("#status + p + div table")
+            if page.query_selector("#status + p + div table")
+            else ""
+        )
         out = Path(os.environ.get("STRESS_SCREENSHOTS", report_page.parent))
         out.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out / "report.png"), full_page=True)

@@ -33,17 +33,28 @@ def trusted_max_pool(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask.any(-1), filled, torch.zeros_like(filled))
 
 
-POOL: dict[str, Any] = dict(x=st.activations(("B", "L"), min_value=-10, max_value=10), mask=st.masks(("B", "L")))
+POOL: dict[str, Any] = dict(
+    x=st.activations(("B", "L"), min_value=-10, max_value=10), mask=st.masks(("B", "L"))
+)
 
 
 def test_a_semantic_bug_passes_against_itself_and_is_found_against_a_reference() -> None:
     alone = stress.fuzz(padded_max_pool, **POOL, modes=FP32, max_examples=100, profile="ci")
     assert alone.ok  # float64 agrees with float32: the function is precise, and wrong
-    checked = stress.fuzz(padded_max_pool, **POOL, reference=trusted_max_pool, modes=FP32, max_examples=100, profile="ci")
+    checked = stress.fuzz(
+        padded_max_pool,
+        **POOL,
+        reference=trusted_max_pool,
+        modes=FP32,
+        max_examples=100,
+        profile="ci",
+    )
     (finding,) = fails(checked, "reference_mismatch")
     assert "differs from the reference trusted_max_pool (float64)" in finding.message
     assert "Semantic: the target differs from the reference even in float64" in finding.message
-    assert finding.inputs is not None and not bool(finding.inputs["mask"].any(-1).all())  # a fully padded row
+    assert finding.inputs is not None and not bool(
+        finding.inputs["mask"].any(-1).all()
+    )  # a fully padded row
 
 
 def survival_nll(risk: torch.Tensor, event: torch.Tensor) -> torch.Tensor:
@@ -68,7 +79,9 @@ def test_a_finite_but_wrong_survival_loss_is_found_against_its_reference() -> No
         profile="ci",
     )
     alone = stress.fuzz(survival_nll, **kwargs)
-    assert not [f for f in alone.findings if f.check in ("error", "finite_forward")]  # invisible alone
+    assert not [
+        f for f in alone.findings if f.check in ("error", "finite_forward")
+    ]  # invisible alone
     checked = stress.fuzz(survival_nll, reference=trusted_survival_nll, **kwargs)
     semantic = [f for f in fails(checked, "reference_mismatch") if "Semantic" in f.message]
     assert semantic and semantic[0].key == "out"
@@ -86,12 +99,20 @@ def float32_only_softmax(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_a_kernel_without_float64_is_unverified_not_passed() -> None:
-    report = stress.fuzz(float32_only_softmax, x=st.logits(("B", "C"), min_value=-30, max_value=30), modes=FP32, max_examples=30, profile="ci")
+    report = stress.fuzz(
+        float32_only_softmax,
+        x=st.logits(("B", "C"), min_value=-30, max_value=30),
+        modes=FP32,
+        max_examples=30,
+        profile="ci",
+    )
     (result,) = report.results
     assert result.status == Status.UNVERIFIED and "no float64 reference" in (result.reason or "")
 
 
-def test_a_kernel_without_float64_is_checked_against_a_float32_reference_and_its_error_found() -> None:
+def test_a_kernel_without_float64_is_checked_against_a_float32_reference_and_its_error_found() -> (
+    None
+):
     report = stress.fuzz(
         float32_only_softmax,
         x=st.logits(("B", "C"), min_value=-30, max_value=30),
@@ -114,7 +135,14 @@ def my_rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_reference_torch_picks_the_op_of_the_same_name() -> None:
-    report = stress.fuzz(my_rms_norm, x=st.activations(("B", "D"), min_value=-100, max_value=100), reference="torch", modes=FP32, max_examples=60, profile="ci")
+    report = stress.fuzz(
+        my_rms_norm,
+        x=st.activations(("B", "D"), min_value=-100, max_value=100),
+        reference="torch",
+        modes=FP32,
+        max_examples=60,
+        profile="ci",
+    )
     assert report.ok, str(report)
     assert "reference_mismatch" in report.results[0].checks
 
@@ -123,19 +151,29 @@ def test_reference_torch_says_what_it_knows() -> None:
     def frobnicate(x: torch.Tensor) -> torch.Tensor:
         return x
 
-    with pytest.raises(stress.InvalidArgument, match="needs a target whose name ends with a known op"):
+    with pytest.raises(
+        stress.InvalidArgument, match="needs a target whose name ends with a known op"
+    ):
         stress.fuzz(frobnicate, x=st.tensors((2,)), reference="torch", modes=FP32, max_examples=1)
 
     def fused_softmax(logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, -1)
 
     with pytest.raises(stress.InvalidArgument, match=r"calls the softmax adapter with \(x, dim\)"):
-        stress.fuzz(fused_softmax, logits=st.logits((2, 3)), reference="torch", modes=FP32, max_examples=1)
+        stress.fuzz(
+            fused_softmax, logits=st.logits((2, 3)), reference="torch", modes=FP32, max_examples=1
+        )
 
 
-def test_compare_modes_and_the_cli_take_a_reference(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    table = stress.compare_modes(padded_max_pool, **POOL, reference=trusted_max_pool, modes=("fp32", "bf16"), max_examples=40)
-    assert (table["failure rate"] > 0).all() and "reference_mismatch" in table.loc["fp32", "failed checks"]
+def test_compare_modes_and_the_cli_take_a_reference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = stress.compare_modes(
+        padded_max_pool, **POOL, reference=trusted_max_pool, modes=("fp32", "bf16"), max_examples=40
+    )
+    assert (table["failure rate"] > 0).all() and "reference_mismatch" in table.loc[
+        "fp32", "failed checks"
+    ]
     module = tmp_path / "kernels.py"
     module.write_text(
         textwrap.dedent(
@@ -153,11 +191,21 @@ def test_compare_modes_and_the_cli_take_a_reference(tmp_path: Path, capsys: pyte
     )
     code = main(
         [
-            "fuzz", f"{module}:padded_max_pool",
-            "--arg", "x=activations(('B', 'L'), min_value=-10, max_value=10)",
-            "--arg", "mask=masks(('B', 'L'))",
-            "--reference", f"{module}:trusted",
-            "--modes", "fp32", "--profile", "ci", "--no-progress", "--report-dir", str(tmp_path / "r"),
+            "fuzz",
+            f"{module}:padded_max_pool",
+            "--arg",
+            "x=activations(('B', 'L'), min_value=-10, max_value=10)",
+            "--arg",
+            "mask=masks(('B', 'L'))",
+            "--reference",
+            f"{module}:trusted",
+            "--modes",
+            "fp32",
+            "--profile",
+            "ci",
+            "--no-progress",
+            "--report-dir",
+            str(tmp_path / "r"),
         ]
     )
     out = capsys.readouterr().out
@@ -169,14 +217,30 @@ def test_compare_modes_and_the_cli_take_a_reference(tmp_path: Path, capsys: pyte
 
 @pytest.mark.parametrize(
     ("target", "kind"),
-    [("rows_masked_attention", "Semantic"), ("filled_masked_max", "Semantic"), ("late_residual_layer_norm_residual", "Semantic")],
+    [
+        ("rows_masked_attention", "Semantic"),
+        ("filled_masked_max", "Semantic"),
+        ("late_residual_layer_norm_residual", "Semantic"),
+    ],
 )
-def test_the_suites_semantic_bugs_say_so(suites_report: stress.Report, target: str, kind: str) -> None:
-    found = [f for f in suites_report.findings_for(f"references.{target}", "fp32") if f.check == "reference_mismatch"]
+def test_the_suites_semantic_bugs_say_so(
+    suites_report: stress.Report, target: str, kind: str
+) -> None:
+    found = [
+        f
+        for f in suites_report.findings_for(f"references.{target}", "fp32")
+        if f.check == "reference_mismatch"
+    ]
     assert found and kind in found[0].message
 
 
-@pytest.mark.parametrize("target", ["fused_attention", "masked_max", "masked_mean", "layer_norm_residual"])
-def test_the_suites_fixed_kernels_pass_in_every_mode(suites_report: stress.Report, target: str) -> None:
+@pytest.mark.parametrize(
+    "target", ["fused_attention", "masked_max", "masked_mean", "layer_norm_residual"]
+)
+def test_the_suites_fixed_kernels_pass_in_every_mode(
+    suites_report: stress.Report, target: str
+) -> None:
     results = [r for r in suites_report.results if r.target == f"references.{target}"]
-    assert len(results) == 5 and all(r.status == Status.PASSED for r in results), [(r.mode, r.status, r.reason) for r in results]
+    assert len(results) == 5 and all(r.status == Status.PASSED for r in results), [
+        (r.mode, r.status, r.reason) for r in results
+    ]

@@ -38,12 +38,18 @@ def session(fn: Any, mode: str = "fp32", **strategies: Any) -> FunctionSession:
         (lambda x: ((x * 1e30).sum() / 1e30).item(), "finite_forward", "is not finite"),
         (lambda x: None, "floating_output", "returned out: None"),
         (lambda x: x.argmax(), "floating_output", "int64 tensor"),
-        (lambda x: (x > 0), "floating_output", "bool tensor"),
+        (lambda x: x > 0, "floating_output", "bool tensor"),
     ],
     ids=["nan-float", "overflowing-item", "none", "int-tensor", "bool-tensor"],
 )
 def test_every_output_is_checked_python_floats_included(fn: Any, check: str, needle: str) -> None:
-    report = stress.fuzz(fn, x=st.tensors(("B",), min_value=1e10, max_value=1e20), modes=FP32, max_examples=20, profile="ci")
+    report = stress.fuzz(
+        fn,
+        x=st.tensors(("B",), min_value=1e10, max_value=1e20),
+        modes=FP32,
+        max_examples=20,
+        profile="ci",
+    )
     assert not report.ok
     assert check in [f.check for f in fails(report)] and needle in str(report)
 
@@ -62,7 +68,14 @@ def cancel_in_float32(x: torch.Tensor) -> torch.Tensor:
         lambda x: x * torch.ones(x.shape, dtype=torch.float32),
         lambda x: x.sum(-1, keepdim=True, dtype=torch.float32).expand_as(x),
     ],
-    ids=["float()", "to(dtype)", "type(dtype)", "to(device, dtype)", "factory dtype=", "reduction dtype="],
+    ids=[
+        "float()",
+        "to(dtype)",
+        "type(dtype)",
+        "to(device, dtype)",
+        "factory dtype=",
+        "reduction dtype=",
+    ],
 )
 def test_the_reference_stays_float64_whatever_the_code_asks_for(cast: Any) -> None:
     def f(x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +83,9 @@ def test_the_reference_stays_float64_whatever_the_code_asks_for(cast: Any) -> No
 
     obs = session(f, x=st.tensors((3,))).check_values({"x": torch.tensor([0.1, 0.2, 0.3])})
     assert obs.reference_note is None
-    assert [v.check for v in obs.violations] == ["error"]  # the float32 mode now differs from float64
+    assert [v.check for v in obs.violations] == [
+        "error"
+    ]  # the float32 mode now differs from float64
 
 
 def test_a_reference_that_still_ran_in_float32_says_so() -> None:
@@ -82,7 +97,9 @@ def test_a_reference_that_still_ran_in_float32_says_so() -> None:
     (result,) = report.results
     assert result.status == Status.UNVERIFIED and "reference degraded" in (result.reason or "")
     assert report.ok  # unverified is shown, not failing, unless strict
-    strict = stress.fuzz(through_numpy, x=unit, modes=FP32, max_examples=10, profile="ci", strict=True)
+    strict = stress.fuzz(
+        through_numpy, x=unit, modes=FP32, max_examples=10, profile="ci", strict=True
+    )
     assert not strict.ok
 
 
@@ -92,8 +109,12 @@ def test_a_target_that_cannot_run_in_float64_is_unverified_not_passed() -> None:
             raise TypeError("this kernel has no float64 version")
         return x * 2
 
-    report = stress.fuzz(float32_only, x=st.tensors((3,)), modes=FP32, max_examples=10, profile="ci")
-    assert report.results[0].status == Status.UNVERIFIED and "no float64 reference" in str(report.results[0].reason)
+    report = stress.fuzz(
+        float32_only, x=st.tensors((3,)), modes=FP32, max_examples=10, profile="ci"
+    )
+    assert report.results[0].status == Status.UNVERIFIED and "no float64 reference" in str(
+        report.results[0].reason
+    )
 
 
 # ------------------------------------------------------------- false alarms on stable code
@@ -120,7 +141,12 @@ def test_limits_pass_unless_strict() -> None:
     def exp_only(x: torch.Tensor) -> torch.Tensor:
         return x.exp()
 
-    kwargs: dict[str, Any] = dict(x=st.tensors((2,), min_value=-20, max_value=20), modes=("fp16",), max_examples=60, profile="ci")
+    kwargs: dict[str, Any] = dict(
+        x=st.tensors((2,), min_value=-20, max_value=20),
+        modes=("fp16",),
+        max_examples=60,
+        profile="ci",
+    )
     report = stress.fuzz(exp_only, **kwargs)
     assert report.results[0].status == Status.LIMIT and report.ok and not fails(report)
     assert not stress.fuzz(exp_only, strict=True, **kwargs).ok
@@ -144,8 +170,12 @@ def test_a_max_tie_that_rounding_breaks_is_a_limit() -> None:
         return torch.maximum(x * 0.1 * 10, y).sum()  # a tie in float64: the gradient splits
 
     v = _rounding_breaks_a_tie()
-    obs = session(tied, x=st.tensors((1,)), y=st.tensors((1,))).check_values({"x": _fp32([v]), "y": _fp32([v])})
-    assert obs.violations and all(x.outcome == Outcome.LIMIT for x in obs.violations), obs.violations
+    obs = session(tied, x=st.tensors((1,)), y=st.tensors((1,))).check_values(
+        {"x": _fp32([v]), "y": _fp32([v])}
+    )
+    assert obs.violations and all(x.outcome == Outcome.LIMIT for x in obs.violations), (
+        obs.violations
+    )
     assert "Discontinuity" in obs.violations[0].message
 
 
@@ -154,8 +184,12 @@ def test_an_abs_kink_that_rounding_crosses_is_a_limit() -> None:
         return (x * 0.1 * 10 - y).abs().sum()  # |0| in float64, |1 ulp| in float32
 
     v = _rounding_breaks_a_tie()
-    obs = session(distance, x=st.tensors((1,)), y=st.tensors((1,))).check_values({"x": _fp32([v]), "y": _fp32([v])})
-    assert obs.violations and all(x.outcome == Outcome.LIMIT for x in obs.violations), obs.violations
+    obs = session(distance, x=st.tensors((1,)), y=st.tensors((1,))).check_values(
+        {"x": _fp32([v]), "y": _fp32([v])}
+    )
+    assert obs.violations and all(x.outcome == Outcome.LIMIT for x in obs.violations), (
+        obs.violations
+    )
 
 
 def test_subnormal_inputs_are_below_the_dtypes_resolution() -> None:
@@ -164,7 +198,9 @@ def test_subnormal_inputs_are_below_the_dtypes_resolution() -> None:
 
     tiny = torch.tensor([1e-45, 1e-45], dtype=torch.float32)  # the smallest float32 subnormals
     obs = session(norm, x=st.tensors((2,))).check_values({"x": tiny})
-    assert obs.violations and all(x.outcome == Outcome.LIMIT for x in obs.violations), obs.violations
+    assert obs.violations and all(x.outcome == Outcome.LIMIT for x in obs.violations), (
+        obs.violations
+    )
     assert "Below resolution" in obs.violations[0].message
 
 
@@ -189,10 +225,21 @@ def gram_distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def test_correlated_arguments_are_drawn_on_purpose() -> None:
-    report = stress.fuzz(gram_distance, x=st.embeddings(("B", "D")), y=st.embeddings(("B", "D")), modes=FP32, max_examples=200, profile="ci")
+    report = stress.fuzz(
+        gram_distance,
+        x=st.embeddings(("B", "D")),
+        y=st.embeddings(("B", "D")),
+        modes=FP32,
+        max_examples=200,
+        profile="ci",
+    )
     found = [f for f in fails(report) if f.check in ("error", "gradient_error")]
     assert found, str(report)
-    assert any(relation in f.counterexample["y"] for f in found for relation in ("copy(x", "near_copy(x", "scaled_copy(x"))
+    assert any(
+        relation in f.counterexample["y"]
+        for f in found
+        for relation in ("copy(x", "near_copy(x", "scaled_copy(x")
+    )
 
 
 def two_pass_layer_norm(x: torch.Tensor) -> torch.Tensor:
@@ -209,13 +256,20 @@ def shifted_layer_norm(x: torch.Tensor) -> torch.Tensor:
 
 def test_an_error_a_stable_formulation_avoids_is_not_excused_by_conditioning() -> None:
     x = torch.tensor([[1000.0, 1000.0001, 1000.0002, 999.9999]], dtype=torch.float32)
-    naive = session(two_pass_layer_norm, x=st.activations(("B", "D"))).check_values({"x": x}, explain=True)
+    naive = session(two_pass_layer_norm, x=st.activations(("B", "D"))).check_values(
+        {"x": x}, explain=True
+    )
     (v,) = [v for v in naive.violations if v.check == "error"]
-    assert v.outcome == Outcome.FAIL and "a one-eps input change moves the float64 result" in v.message
+    assert (
+        v.outcome == Outcome.FAIL and "a one-eps input change moves the float64 result" in v.message
+    )
     stable = session(shifted_layer_norm, x=st.activations(("B", "D"))).check_values({"x": x})
     assert not [v for v in stable.violations if v.check == "error"]
     # backward-error semantics, when asked for, excuse what a one-eps input change explains
-    lenient = FunctionSession(stress.target(two_pass_layer_norm, x=st.activations(("B", "D")), backward_error=True), Mode("fp32"))
+    lenient = FunctionSession(
+        stress.target(two_pass_layer_norm, x=st.activations(("B", "D")), backward_error=True),
+        Mode("fp32"),
+    )
     assert not [v for v in lenient.check_values({"x": x}).violations if v.check == "error"]
 
 
@@ -223,13 +277,23 @@ def test_several_failures_of_one_target_are_each_reported() -> None:
     def two_bugs(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x.exp().sum().log(), y.sqrt().sum()  # log-sum-exp overflow; sqrt'(0)
 
-    kwargs: dict[str, Any] = dict(x=st.tensors((3,), min_value=-20, max_value=20), y=st.tensors((3,), min_value=0, max_value=1), modes=("fp16",), max_examples=100, profile="ci")
+    kwargs: dict[str, Any] = dict(
+        x=st.tensors((3,), min_value=-20, max_value=20),
+        y=st.tensors((3,), min_value=0, max_value=1),
+        modes=("fp16",),
+        max_examples=100,
+        profile="ci",
+    )
     report = stress.fuzz(two_bugs, **kwargs)
     assert {"finite_forward", "finite_gradients"} <= {f.check for f in fails(report)}
     # an expected failure does not hide an unexpected one
-    expected_one = stress.fuzz(two_bugs, expect={"fp16": "finite_forward"}, reason="log-sum-exp", **kwargs)
+    expected_one = stress.fuzz(
+        two_bugs, expect={"fp16": "finite_forward"}, reason="log-sum-exp", **kwargs
+    )
     assert expected_one.results[0].status == Status.FAILED and not expected_one.ok
-    assert "finite_gradients failed where fail (finite_forward) was expected" in str(expected_one.results[0].reason)
+    assert "finite_gradients failed where fail (finite_forward) was expected" in str(
+        expected_one.results[0].reason
+    )
 
 
 _CALLS = {"n": 0}
@@ -242,10 +306,26 @@ def nan_once(x: torch.Tensor) -> torch.Tensor:
 
 def test_a_failure_that_does_not_reproduce_is_flaky_not_a_finding() -> None:
     _CALLS["n"] = 0
-    report = stress.fuzz(nan_once, x=st.tensors((2,), min_value=-1, max_value=1), modes=FP32, max_examples=20, profile="ci", jobs=0)
+    report = stress.fuzz(
+        nan_once,
+        x=st.tensors((2,), min_value=-1, max_value=1),
+        modes=FP32,
+        max_examples=20,
+        profile="ci",
+        jobs=0,
+    )
     (result,) = report.results
     assert result.status == Status.FLAKY and report.ok
     assert all(f.outcome == Outcome.FLAKY for f in report.findings)
     _CALLS["n"] = 0
-    expected = stress.fuzz(nan_once, x=st.tensors((2,), min_value=-1, max_value=1), modes=FP32, max_examples=20, profile="ci", jobs=0, expect="fail", reason="planted")
+    expected = stress.fuzz(
+        nan_once,
+        x=st.tensors((2,), min_value=-1, max_value=1),
+        modes=FP32,
+        max_examples=20,
+        profile="ci",
+        jobs=0,
+        expect="fail",
+        reason="planted",
+    )
     assert expected.results[0].status == Status.XPASSED  # a flaky failure meets no expectation

@@ -44,7 +44,10 @@ def test_compare_modes_gives_every_mode_the_same_inputs(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(evaluation.FunctionSession, "check_values", spy)
     table = stress.compare_modes(
-        naive_info_nce, x=st.embeddings(("B", "D"), min_value=-100, max_value=100), y=st.embeddings(("B", "D"), min_value=-100, max_value=100), max_examples=40
+        naive_info_nce,
+        x=st.embeddings(("B", "D"), min_value=-100, max_value=100),
+        y=st.embeddings(("B", "D"), min_value=-100, max_value=100),
+        max_examples=40,
     )
     first = seen["fp32"]
     for mode, inputs in seen.items():
@@ -67,7 +70,9 @@ def test_common_inputs_are_representable_in_every_dtype() -> None:
 
 
 def _report(status: str, error: float = 1.0) -> Report:
-    return Report(results=[Result("t", "fp16", "cpu", stress.Status(status), worst={"error_eps": error})])
+    return Report(
+        results=[Result("t", "fp16", "cpu", stress.Status(status), worst={"error_eps": error})]
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,11 +97,15 @@ def test_every_combination_of_fail_on_rules_parses() -> None:
     for n in range(1, 4):
         for combo in itertools.combinations(names, n):
             assert isinstance(parse_fail_on(",".join(combo)), FailOn)
-    growth = compare_reports(_report("passed", 1.0), _report("passed", 5.0), parse_fail_on("error:2x"))
+    growth = compare_reports(
+        _report("passed", 1.0), _report("passed", 5.0), parse_fail_on("error:2x")
+    )
     assert not growth.ok and compare_reports(_report("passed", 1.0), _report("passed", 5.0)).ok
 
 
-def test_compare_prints_mode_labels_in_brackets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_prints_mode_labels_in_brackets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from stress.report.storage import write_report
 
     write_report(_report("passed"), tmp_path / "a", html=False)
@@ -118,24 +127,49 @@ def a_loss_with_a_rather_long_descriptive_name_that_would_wrap(x):
 """
 
 
-def test_without_a_terminal_each_result_is_a_line_and_the_table_does_not_wrap(tmp_path: Path) -> None:
+def test_without_a_terminal_each_result_is_a_line_and_the_table_does_not_wrap(
+    tmp_path: Path,
+) -> None:
     suite = tmp_path / "long_names.py"
     suite.write_text(textwrap.dedent(BAD))
     done = subprocess.run(
-        [sys.executable, "-m", "stress.integrations.cli", "run", str(suite), "--profile", "ci", "--modes", "fp32,fp16", "-j", "2", "--report-dir", str(tmp_path / "r")],
+        [
+            sys.executable,
+            "-m",
+            "stress.integrations.cli",
+            "run",
+            str(suite),
+            "--profile",
+            "ci",
+            "--modes",
+            "fp32,fp16",
+            "-j",
+            "2",
+            "--report-dir",
+            str(tmp_path / "r"),
+        ],
         capture_output=True,
         text=True,
         check=False,
         env={**os.environ, "COLUMNS": "80"},
     )
     assert done.returncode == 1
-    assert "[1/2] long_names.a_loss_with_a_rather_long_descriptive_name_that_would_wrap [fp" in done.stderr
+    assert (
+        "[1/2] long_names.a_loss_with_a_rather_long_descriptive_name_that_would_wrap [fp"
+        in done.stderr
+    )
     assert "[2/2]" in done.stderr
-    rows = [line for line in done.stdout.splitlines() if "a_loss_with_a_rather_long" in line and "│" in line]
+    rows = [
+        line
+        for line in done.stdout.splitlines()
+        if "a_loss_with_a_rather_long" in line and "│" in line
+    ]
     assert rows and all("FAIL" in r for r in rows)  # one row per target: the name is not folded
 
 
-def test_inferred_shapes_fit_together_and_an_exception_says_they_were_inferred(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_inferred_shapes_fit_together_and_an_exception_says_they_were_inferred(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     module = tmp_path / "masked.py"
     module.write_text(
         "import torch\n"
@@ -144,7 +178,15 @@ def test_inferred_shapes_fit_together_and_an_exception_says_they_were_inferred(t
         "def needs_a_square(x):\n"
         "    return torch.linalg.inv(x).sum()\n"
     )
-    args = ["--modes", "fp32", "--profile", "ci", "--no-progress", "--report-dir", str(tmp_path / "r")]
+    args = [
+        "--modes",
+        "fp32",
+        "--profile",
+        "ci",
+        "--no-progress",
+        "--report-dir",
+        str(tmp_path / "r"),
+    ]
     assert main(["fuzz", f"{module}:masked_mean", *args]) in (0, 1)
     out = capsys.readouterr().out
     assert "UNEXPECTED" not in out or "exception" not in out  # x and mask share (B, D)
@@ -152,11 +194,30 @@ def test_inferred_shapes_fit_together_and_an_exception_says_they_were_inferred(t
     assert "were inferred from their names" in capsys.readouterr().out
 
 
-def test_replay_works_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_replay_works_from_another_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     module = tmp_path / "mine.py"
     module.write_text("def lse(x):\n    return x.exp().sum().log()\n")
     monkeypatch.chdir(tmp_path)
-    assert main(["fuzz", "mine:lse", "--arg", "x=tensors(('B',), min_value=-100, max_value=100)", "--modes", "fp16", "--profile", "ci", "--no-progress", "--report-dir", "r"]) == 1
+    assert (
+        main(
+            [
+                "fuzz",
+                "mine:lse",
+                "--arg",
+                "x=tensors(('B',), min_value=-100, max_value=100)",
+                "--modes",
+                "fp16",
+                "--profile",
+                "ci",
+                "--no-progress",
+                "--report-dir",
+                "r",
+            ]
+        )
+        == 1
+    )
     run_dir = next((tmp_path / "r").iterdir())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -191,7 +252,13 @@ def test_the_readme_idiom_prints_the_finding_in_pytest(pytester: pytest.Pytester
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*finite_forward failed for lse in fp16 (UNEXPECTED)*", "*counterexample: x=tensors(*", "*exp overflow*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*finite_forward failed for lse in fp16 (UNEXPECTED)*",
+            "*counterexample: x=tensors(*",
+            "*exp overflow*",
+        ]
+    )
 
 
 SHARDED = """
@@ -212,16 +279,39 @@ def test_three(stress_fuzz):
 """
 
 
-def test_shards_split_stress_fuzz_tests_and_merge_cleanly(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_shards_split_stress_fuzz_tests_and_merge_cleanly(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
     pytester.makepyfile(test_sharded=SHARDED)
     ran = []
     for i in range(2):
         result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "--stress-shard", f"{i}/2", "--stress-modes", "fp32", "--stress-profile", "ci",
-            "--stress-max-examples", "5", "--stress-report", str(tmp_path / f"shard-{i}"),
+            "-p",
+            "no:cacheprovider",
+            "--stress-shard",
+            f"{i}/2",
+            "--stress-modes",
+            "fp32",
+            "--stress-profile",
+            "ci",
+            "--stress-max-examples",
+            "5",
+            "--stress-report",
+            str(tmp_path / f"shard-{i}"),
         )
         outcomes = result.parseoutcomes()
         ran.append(outcomes.get("passed", 0))
     assert sum(ran) == 3  # every test in exactly one shard
-    assert main(["merge", str(tmp_path / "shard-0"), str(tmp_path / "shard-1"), "-o", str(tmp_path / "merged")]) == 0
+    assert (
+        main(
+            [
+                "merge",
+                str(tmp_path / "shard-0"),
+                str(tmp_path / "shard-1"),
+                "-o",
+                str(tmp_path / "merged"),
+            ]
+        )
+        == 0
+    )
     assert len(load_report(tmp_path / "merged").results) == 3

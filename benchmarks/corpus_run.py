@@ -40,7 +40,7 @@ class Tally:
     false_alarms: list[str] = field(default_factory=list)
     limits: list[str] = field(default_factory=list)  # stable twins with limit outcomes only
     first_finding_seconds: list[float] = field(default_factory=list)
-    # worst error of the stable twins, per mode, in units of the mode's tolerance
+    # worst error of the stable twins, per mode, in units of the mode's output tolerance
     stable_error: dict[str, float] = field(default_factory=dict)
     stable_grad_error: dict[str, float] = field(default_factory=dict)
 
@@ -107,7 +107,7 @@ def evaluate(
                 mode = stress.Mode(r.mode)
                 for figure, store, tol in (
                     ("error", tally.stable_error, mode.tolerance()),
-                    ("grad_error", tally.stable_grad_error, mode.gradient_tolerance()),
+                    ("grad_error", tally.stable_grad_error, mode.tolerance()),
                 ):
                     value = r.worst.get(figure, 0.0)
                     if value == value and value != float("inf"):
@@ -126,7 +126,7 @@ def main() -> None:
     pairs = [p for p in PAIRS if args.k in p.name]
     tally = evaluate(pairs, args.examples, args.jobs, args.seed)
     print(tally.summary(), f"({time.perf_counter() - start:.0f} s)")
-    print("worst stable-twin error ÷ tolerance, per mode (outputs; gradients):")
+    print("worst stable-twin error ÷ the mode's output tolerance (outputs; gradients):")
     for mode in MODES:
         print(
             f"  {mode:9s} {tally.stable_error.get(mode, 0):.3g}; {tally.stable_grad_error.get(mode, 0):.3g}"

@@ -33,7 +33,9 @@ def norm(d: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(d * scale, dim=-1) / scale.squeeze(-1)
 
 
-def dft_matrices(n: int, dtype: torch.dtype, *, norm: str = "backward") -> tuple[torch.Tensor, torch.Tensor]:
+def dft_matrices(
+    n: int, dtype: torch.dtype, *, norm: str = "backward"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``cos`` and ``-sin`` matrices of the real DFT of length ``n`` (``n // 2 + 1`` bins), so that
     ``x @ cos.T`` and ``x @ sin.T`` are the real and imaginary parts of ``torch.fft.rfft(x)``."""
     k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]

@@ -44,13 +44,13 @@ _temp = st.temperatures(0.01, 1.0)
     reason="x·y/temp reaches exp's overflow threshold (88.7; 11.1 in float16) and exp().sum().log() is not "
     "max-subtracted; in bfloat16 the logits of the backward are rounded to 8 bits",
 )
-def info_nce_naive(x, y, temp):  # type: ignore[no-untyped-def]
+def info_nce_naive(x: torch.Tensor, y: torch.Tensor, temp: float) -> torch.Tensor:
     logits = x @ y.T / temp
     return -(logits.diag() - logits.exp().sum(1).log()).mean()
 
 
 @stress.target(**_unit_emb, temp=_temp)
-def info_nce_stable(x, y, temp):  # type: ignore[no-untyped-def]
+def info_nce_stable(x: torch.Tensor, y: torch.Tensor, temp: float) -> torch.Tensor:
     """logsumexp over the logits relative to each row's positive, x_i·(y_j - y_i) / temp: the
     same loss (log-softmax is shift-invariant), without rounding logits that are large only
     because the embeddings are."""
@@ -83,7 +83,7 @@ _tcc_temp = st.temperatures(0.1, 1.0)
     reason="exp(-d²/temp) underflows to 0 for every neighbour: the normaliser is 0/0 (NaN), and where "
     "one weight survives, its gradient divides by the rounded normaliser",
 )
-def soft_nn_alignment_naive(x, y, temp):  # type: ignore[no-untyped-def]
+def soft_nn_alignment_naive(x: torch.Tensor, y: torch.Tensor, temp: float) -> torch.Tensor:
     d2 = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
     alpha = torch.exp(-d2 / temp)
     alpha = alpha / alpha.sum(1, keepdim=True)
@@ -91,7 +91,7 @@ def soft_nn_alignment_naive(x, y, temp):  # type: ignore[no-untyped-def]
 
 
 @stress.target(**_frames, temp=_tcc_temp)
-def soft_nn_alignment_stable(x, y, temp):  # type: ignore[no-untyped-def]
+def soft_nn_alignment_stable(x: torch.Tensor, y: torch.Tensor, temp: float) -> torch.Tensor:
     """A softmax over -d²/temp: max-subtracted, so the normaliser is at least 1."""
     with full_precision(x):
         xf, yf = up(x), up(y)
@@ -136,13 +136,13 @@ def _soft_dtw(cost: torch.Tensor, softmin) -> torch.Tensor:  # type: ignore[no-u
     reason="softmin as -gamma·log(sum(exp(-r/gamma))): exp underflows to 0 for costs ≫ gamma, log(0) = "
     "-inf (and the gradient 0/0); where one term survives, the costs lose the others' share",
 )
-def soft_dtw_naive(x, y, gamma):  # type: ignore[no-untyped-def]
+def soft_dtw_naive(x: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
     cost = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
     return _soft_dtw(cost, lambda r: -gamma * torch.log(torch.exp(-r / gamma).sum()))
 
 
 @stress.target(**_seq, gamma=_gamma, dims=_seq_dims)
-def soft_dtw_stable(x, y, gamma):  # type: ignore[no-untyped-def]
+def soft_dtw_stable(x: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
     """A logsumexp softmin; the recursion runs in float64, as mblondel/soft-dtw's does: the
     softmin weights are exp(-(r_k - r_min) / gamma), and rounding accumulated costs of ~1e3 to
     float32 is an error of ~1e-4 / gamma in the exponent."""
@@ -171,7 +171,7 @@ _binary = dict(
     reason="sigmoid saturates to exactly 0 or 1, so log(p) or log(1 - p) is log(0) = -inf; just short of "
     "saturation, 1 - p keeps a few bits and the loss is far off",
 )
-def focal_loss_naive(logits, target):  # type: ignore[no-untyped-def]
+def focal_loss_naive(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     p = torch.sigmoid(logits)
     t = target.to(p.dtype)
     pt = p * t + (1 - p) * (1 - t)
@@ -179,7 +179,7 @@ def focal_loss_naive(logits, target):  # type: ignore[no-untyped-def]
 
 
 @stress.target(**_binary)
-def focal_loss_stable(logits, target):  # type: ignore[no-untyped-def]
+def focal_loss_stable(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """pt = sigmoid(z) with z = ±logits: -log(pt) = softplus(-z), (1 - pt)² = exp(2·logsigmoid(-z))."""
     with full_precision(logits):
         x = up(logits)
@@ -207,13 +207,13 @@ _seg = dict(
     reason="an empty prediction and an empty mask give 0/0 = NaN; a subnormal prediction on an empty "
     "mask gives a finite loss whose gradient divides by its square",
 )
-def dice_loss_naive(probs, target):  # type: ignore[no-untyped-def]
+def dice_loss_naive(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     t = target.to(probs.dtype)
     return (1 - 2 * (probs * t).sum(-1) / (probs.sum(-1) + t.sum(-1))).mean()
 
 
 @stress.target(**_seg)
-def dice_loss_stable(probs, target):  # type: ignore[no-untyped-def]
+def dice_loss_stable(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Dice loss; an empty prediction on an empty mask scores a perfect Dice of 1."""
     with full_precision(probs):
         p = up(probs)
@@ -260,19 +260,21 @@ def _log_magnitude(x: torch.Tensor, centre: bool) -> torch.Tensor:
         "amp-fp16": ("error", "gradient_error"),
         "amp-bf16": ("error", "gradient_error"),
     },
-    reason="re² + im² of a bin above 256 overflows float16 (autocast's float16 matmul DFT too), and the "
-    "clamp turns it into a wrong log-magnitude; the bins of a near-constant signal cancel to "
-    "rounding noise, whose log is far from the true one",
+    reason="float16 (autocast's float16 DFT too) rounds the clamp's 1e-7 to the subnormal 1.19e-7: "
+    "the floor of a zero bin's log-magnitude moves from -8.06 to -7.96; the bins of a "
+    "near-constant signal cancel to rounding noise, whose log is far from the true one",
 )
-def spectral_loss_naive(x, y):  # type: ignore[no-untyped-def]
+def spectral_loss_naive(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((_log_magnitude(x, centre=False) - _log_magnitude(y, centre=False)) ** 2).mean()
 
 
 @stress.target(**_signals)
-def spectral_loss_stable(x, y):  # type: ignore[no-untyped-def]
+def spectral_loss_stable(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The same clamped log-magnitudes in float32, of the mean-removed signal (bin 0 added back)."""
     with full_precision(x):
-        return ((_log_magnitude(up(x), centre=True) - _log_magnitude(up(y), centre=True)) ** 2).mean()
+        return (
+            (_log_magnitude(up(x), centre=True) - _log_magnitude(up(y), centre=True)) ** 2
+        ).mean()
 
 
 # --- normalised MSE of positive intensities --------------------------------------------------
@@ -292,12 +294,12 @@ _nmse = dict(
     reason="||pred - target||² and ||target||² of 1e3-scale rows overflow float16: inf/inf = NaN, or inf "
     "where the ratio is representable",
 )
-def nmse_naive(pred, target):  # type: ignore[no-untyped-def]
+def nmse_naive(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (((pred - target) ** 2).sum(-1) / (target**2).sum(-1)).mean()
 
 
 @stress.target(**_nmse, wrt=("pred",))
-def nmse_stable(pred, target):  # type: ignore[no-untyped-def]
+def nmse_stable(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The same ratio in float32."""
     with full_precision(pred):
         p, t = up(pred), up(target)
@@ -325,14 +327,18 @@ _distill = dict(
     reason="a softmax that underflowed to 0 has log -inf, and 0 · (-inf) = NaN; in 16 bits a tiny "
     "probability rounded to a few bits makes p·log(p/q) far off",
 )
-def distillation_kl_naive(student, teacher, temp):  # type: ignore[no-untyped-def]
+def distillation_kl_naive(
+    student: torch.Tensor, teacher: torch.Tensor, temp: float
+) -> torch.Tensor:
     p_t = torch.softmax(teacher / temp, -1)
     p_s = torch.softmax(student / temp, -1)
     return (p_t * (p_t.log() - p_s.log())).sum(-1).mean() * temp**2
 
 
 @stress.target(**_distill)
-def distillation_kl_stable(student, teacher, temp):  # type: ignore[no-untyped-def]
+def distillation_kl_stable(
+    student: torch.Tensor, teacher: torch.Tensor, temp: float
+) -> torch.Tensor:
     """KL(teacher || student) of log_softmax outputs, ``kl_div(..., log_target=True)``."""
     with full_precision(student):
         log_t = torch.log_softmax(up(teacher) / temp, -1)
@@ -356,13 +362,13 @@ _latent = dict(
     reason="sigma = exp(0.5·logvar) underflows to 0 in float16 for logvar < -34.7: log(sigma) = -inf, "
     "and the gradient of log(sigma) is 1/0",
 )
-def vae_kl_naive(mu, logvar):  # type: ignore[no-untyped-def]
+def vae_kl_naive(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     sigma = torch.exp(0.5 * logvar)
     return (0.5 * (mu**2 + sigma**2 - 1) - torch.log(sigma)).sum(-1).mean()
 
 
 @stress.target(**_latent)
-def vae_kl_stable(mu, logvar):  # type: ignore[no-untyped-def]
+def vae_kl_stable(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log(sigma) is 0.5·logvar and sigma² is exp(logvar): no log of an exp, in float32."""
     with full_precision(mu):
         m, lv = up(mu), up(logvar)

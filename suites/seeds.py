@@ -97,8 +97,9 @@ _pairs = dict(
         "amp-fp16": ("finite_forward", "finite_gradients"),
         "amp-bf16": ("finite_forward", "gradient_error"),
     },
-    reason="unnormalised logits / 0.07 reach exp's overflow threshold (88.7; 11.1 in fp16); "
-    "exp().sum().log() is not max-subtracted",
+    reason="unnormalised logits / 0.07 reach exp's overflow threshold (88.7; 11.1 in fp16): "
+    "exp().sum().log() is not max-subtracted; below -9.7 exp is subnormal in float16 and the "
+    "backward's 1/sum overflows; in bfloat16 exp(l)/sum, rounded to 8 bits, is multiplied by 1/0.07",
 )
 def info_nce_naive(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     logits = x @ y.T / 0.07
@@ -180,7 +181,13 @@ def fft_l1_fixed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     come from the two centred signals (exact differences for near-constant rows, no rounding of a
     large level); a row of tiny differences is scaled by 2^100 first (exact); and the modulus is
     a scaled norm (no overflow of re², gradient 0 where the spectra agree, as torch's complex
-    abs)."""
+    abs).
+
+    Its gradient is that of |X - Y|, which has a kink where the spectra agree. Where one signal
+    lies below the other's resolution (values 1e7 times smaller than float32's ulp of the other,
+    or subnormal in float16), float32 cannot tell on which side of the kink a bin is: the harness
+    reports those inputs as limits (below resolution, or a kink that rounding crosses), not as
+    failures, and they are drawn only under some seeds."""
     with full_precision(x):
         xf, yf = up(x), up(y)
         n = xf.shape[-1]

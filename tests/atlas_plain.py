@@ -74,7 +74,10 @@ def _autocast(dtype: torch.dtype | None) -> Iterator[None]:
 
 
 def _call(
-    fn: Callable[..., Any], values: Mapping[str, Any], dtype: torch.dtype, autocast: torch.dtype | None,
+    fn: Callable[..., Any],
+    values: Mapping[str, Any],
+    dtype: torch.dtype,
+    autocast: torch.dtype | None,
     wrt: tuple[str, ...] | None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     args: dict[str, Any] = {}

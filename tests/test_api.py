@@ -121,9 +121,9 @@ def test_step_targets_accept_every_step_option() -> None:
 def test_the_cli_and_the_marker_accept_every_option_they_should() -> None:
     flags = {
         flag
-        for action in _parser()._subparsers._group_actions[0].choices["fuzz"]._actions
+        for action in _parser()._subparsers._group_actions[0].choices["fuzz"]._actions  # type: ignore[union-attr,index]
         for flag in action.option_strings
-    }  # type: ignore[union-attr,index]
+    }
     for cls in (FunctionOptions, RunOptions):
         for f in fields(cls):
             cli = f.metadata.get("cli")

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import stress
 from stress import st
-from stress.analysis.diagnosis import MECHANISMS
+from stress.analysis.diagnosis import MECHANISMS, diagnose
+from stress.core.modes import Mode
 from stress.engine import jobs
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
@@ -351,3 +353,24 @@ def test_masked_rows_and_cancellation() -> None:
     )
     d = diagnosis_of(report, "finite_forward")
     assert d["mechanism"] == "masked row" and d["op"] == "aten::_softmax"
+
+
+@pytest.mark.parametrize("wrong_but_finite", [False, True])
+def test_an_error_finding_does_not_blame_a_masks_infinite_fill(wrong_but_finite: bool) -> None:
+    """A boolean attention mask becomes -inf scores inside SDPA; uninitialised gradient buffers
+    (``new_empty_strided``) hold garbage. Neither explains a finite output that is off: a
+    non-finite finding (the mask's -inf is all there is) names the mask, an error finding does not."""
+    torch.manual_seed(0)
+    mode = Mode("bf16")
+    q = torch.randn(1, 2, 3, 2, dtype=torch.bfloat16, requires_grad=True)
+    keep = torch.tensor([[True, True, False]])
+
+    def run() -> None:
+        F.scaled_dot_product_attention(q, q, q, attn_mask=keep[:, None, None, :]).sum().backward()
+
+    found = diagnose(run, mode, mode.tolerance(), wrong_but_finite=wrong_but_finite)
+    if wrong_but_finite:
+        assert found is None or found.mechanism != "non-finite input", str(found)
+    else:
+        assert found is not None and found.mechanism == "non-finite input", str(found)
+        assert found.record.op == "aten::where"

@@ -23,10 +23,10 @@ import training
 EVERY = dict.fromkeys(MODE_NAMES)
 # the checks that may find each known-bad step first, per mode (its expectation says the same)
 BAD: dict[str, dict[str, set[str]]] = {
-    "first_micro_batch_scaling": dict.fromkeys(EVERY, {"step_equivalence"}),
-    "per_micro_batch_token_mean": dict.fromkeys(EVERY, {"step_equivalence", "finite_state"}),
-    "step_on_nonfinite_loss": dict.fromkeys(EVERY, {"finite_state"}),
-    "skip_that_advances_adam": dict.fromkeys(EVERY, {"skip_is_noop"}),
+    "first_micro_batch_scaling": {key: {"step_equivalence"} for key in EVERY},
+    "per_micro_batch_token_mean": {key: {"step_equivalence", "finite_state"} for key in EVERY},
+    "step_on_nonfinite_loss": {key: {"finite_state"} for key in EVERY},
+    "skip_that_advances_adam": {key: {"skip_is_noop"} for key in EVERY},
     "fixed_loss_scale": {"fp16": {"finite_state"}, "amp-fp16": {"finite_state"}},
     "adam_pure_fp16": {"fp16": {"step_equivalence", "finite_state"}},
 }
@@ -386,9 +386,9 @@ def test_faults_change_batches_losses_and_gradients() -> None:
             "warmup_steps=-1",
         ),
         (
-            lambda: stress.step_target(model=3, optimizer=torch.optim.SGD, loss=loss, batch={}),
+            lambda: stress.step_target(model=3, optimizer=torch.optim.SGD, loss=loss, batch={}),  # type: ignore[arg-type]
             "model=3",
-        ),  # type: ignore[arg-type]
+        ),
         (
             lambda: stress.step_target(
                 model=model, optimizer=torch.optim.SGD, loss=loss, batch={}, faults=("nan",)

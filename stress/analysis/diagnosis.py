@@ -42,6 +42,12 @@ _SKIP_OPS = frozenset(
         "aten.clone",
         "aten.lift_fresh",
         "aten.alias",
+        # uninitialised memory: whatever the allocator left there is not a value to judge
+        "aten.empty",
+        "aten.empty_like",
+        "aten.empty_strided",
+        "aten.new_empty",
+        "aten.new_empty_strided",
     }
 )
 
@@ -548,7 +554,9 @@ def diagnose(
     )
     if culprit is None and wrong_but_finite:  # no single op to blame: look for cancellation
         culprit = next((r for r in tracer.records if _cancellation(r, tracer.records, mode)), None)
-    if culprit is None and tracer.first_nonfinite_input is not None:
+    # an error finding's outputs are finite: an Inf that came in with the inputs is a mask's fill
+    # (``masked_fill(-inf)``, a boolean attention mask), not the cause
+    if culprit is None and tracer.first_nonfinite_input is not None and not wrong_but_finite:
         r = tracer.first_nonfinite_input
         sentence = (
             f"non-finite input: {r.op} received NaN/Inf that no traced op produced — it came in with the data "

@@ -177,22 +177,26 @@ def fft_l1_naive(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @stress.target(**_signals)
 def fft_l1_fixed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The same loss, in float32, the expert's way (on CUDA too): the DFT is linear, so the
-    spectrum of x - y is taken directly; each signal's mean only feeds bin 0, so the other bins
-    come from the two centred signals (exact differences for near-constant rows, no rounding of a
-    large level); a row of tiny differences is scaled by 2^100 first (exact); and the modulus is
-    a scaled norm (no overflow of re², gradient 0 where the spectra agree, as torch's complex
-    abs).
+    spectrum of x - y is taken directly. The subtraction's own rounding error is recovered
+    exactly (Knuth's TwoSum: d + err = x - y), so neither near-copies (d exact) nor signals at
+    opposite large offsets (the spread lost in d, kept in err) lose bits; each signal's mean only
+    feeds bin 0, so the other bins come from the centred difference; a row of tiny differences is
+    scaled by 2^100 first (exact); and the modulus is a scaled norm (no overflow of re², gradient
+    0 where the spectra agree, as torch's complex abs).
 
-    Its gradient is that of |X - Y|, which has a kink where the spectra agree. Where one signal
-    lies below the other's resolution (values 1e7 times smaller than float32's ulp of the other,
-    or subnormal in float16), float32 cannot tell on which side of the kink a bin is: the harness
-    reports those inputs as limits (below resolution, or a kink that rounding crosses), not as
-    failures, and they are drawn only under some seeds."""
+    Its gradient is that of |X - Y|, which has a kink where the spectra agree. Where a bin's
+    difference lies below what the dtype resolves (subnormal inputs, or bins equal to rounding
+    under a perturbation of a thousandth of an eps), no dtype can tell on which side of the kink
+    it is: the harness reports those inputs as limits, not failures."""
     with full_precision(x):
         xf, yf = up(x), up(y)
         n = xf.shape[-1]
-        spread = (xf - xf.mean(-1, keepdim=True)) - (yf - yf.mean(-1, keepdim=True))
-        total = (xf - yf).sum(-1, keepdim=True)  # bin 0
+        d = xf - yf
+        with torch.no_grad():  # the rounding error of d; its derivative is 0
+            back = d - xf
+            err = (xf - (d - back)) + (-yf - back)
+        spread = (d - d.mean(-1, keepdim=True)) + (err - err.mean(-1, keepdim=True))
+        total = d.sum(-1, keepdim=True) + err.sum(-1, keepdim=True)  # bin 0
         level = torch.maximum(spread.detach().abs().amax(-1, keepdim=True), total.detach().abs())
         scale = torch.where(level < 2.0**-60, 2.0**100, 1.0).to(spread.dtype)
         cos, sin = dft_matrices(n, spread.dtype)

@@ -179,9 +179,15 @@ _scaled = {
 }
 
 
+def slow_sgd(params: Any) -> torch.optim.Optimizer:
+    # inputs up to 100 make lr=0.1 diverge within the warm-up (logits of 1e7, where any dtype's
+    # softmax is a tie-break); a learning rate for that input scale keeps the model trainable
+    return torch.optim.SGD(params, lr=1e-3)
+
+
 @stress.step_target(
     **_scaled,
-    optimizer=sgd,
+    optimizer=slow_sgd,
     faults=("none",),
     expect={"fp16": "finite_state", "amp-fp16": "finite_state"},
     reason="fixed loss scaling by 65536 overflows float16 gradients (autocast's fp16 matmuls too) and the step is taken anyway",
@@ -198,7 +204,7 @@ def fixed_loss_scale(model: torch.nn.Module, optimizer: torch.optim.Optimizer, m
     return step
 
 
-@stress.step_target(**_scaled, optimizer=sgd, faults=("none",))
+@stress.step_target(**_scaled, optimizer=slow_sgd, faults=("none",))
 def grad_scaler(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
     """The fix: ``torch.amp.GradScaler`` backs off and skips the steps whose gradients overflow
     under autocast; it cannot unscale the float16 gradients of pure-fp16 parameters, so there the
@@ -271,8 +277,13 @@ def skip_that_advances_adam(
     **_common,
     optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
     faults=("none", "zero_grad"),
-    expect={"fp16": ("finite_state", "step_equivalence")},
-    reason="Adam's second moment underflows in float16 state and its eps=1e-8 rounds to 0: updates of lr·g/0 — too large, then 0/0",
+    expect={
+        "fp16": ("finite_state", "step_equivalence"),
+        "amp-fp16": stress.Expect.may_fail("step_equivalence", rate=1.0),
+    },
+    reason="Adam's second moment underflows in float16 state and its eps=1e-8 rounds to 0: updates of lr·g/0 — too large, then 0/0. "
+    "Under float16 autocast without a GradScaler, the weight gradients of tiny inputs are subnormal in the float16 backward, "
+    "and Adam turns each lost gradient into a lost lr-sized update",
 )
 def adam_pure_fp16(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Any:
     guard = stress.GuardedStep(model, optimizer, warmup=4)

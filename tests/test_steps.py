@@ -48,6 +48,9 @@ def test_known_bad_steps_are_found_by_the_right_check(
     if mode in BAD[name]:
         assert result.status == "xfailed", result.reason
         assert BAD[name][mode] & set(result.checks_failed), result.checks_failed
+    elif result.expected.kind == "may-fail":
+        assert result.status in ("passed", "xfailed", "limit"), result.reason
+        assert set(result.checks_failed) <= set(result.expected.checks or ()), result.checks_failed
     else:
         assert result.status in ("passed", "limit"), [
             str(f) for f in suites_report.findings_for(result.target, mode)
@@ -221,7 +224,7 @@ def test_proof_fixed_loss_scale_overflows_float16(mode: str) -> None:
     model, _ = run_step(
         training.fixed_loss_scale.make_step,
         training.mlp,
-        training.sgd,
+        training.slow_sgd,
         training.classification,
         batch,
         mode,

@@ -27,8 +27,13 @@ def bounded(x: torch.Tensor) -> torch.Tensor:
 
 
 def hangs_on_big_batches(x: torch.Tensor) -> torch.Tensor:
-    if x.shape[0] > 3:
+    if x.shape[0] > 1:  # reached within a few examples, whatever Hypothesis draws first
         time.sleep(3600)  # the target hangs (a stuck kernel, a deadlock)
+    return x.sum()
+
+
+def hangs(x: torch.Tensor) -> torch.Tensor:
+    time.sleep(3600)
     return x.sum()
 
 
@@ -95,7 +100,7 @@ def test_a_deadline_can_be_set_per_target() -> None:
 def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(
     tmp_path: Path,
 ) -> None:
-    targets = [stress.target(hangs_on_big_batches, x=st.tensors(("B",)))]
+    targets = [stress.target(hangs, x=st.tensors(("B",)))]  # hangs on its first example
     timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -114,7 +119,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(
     run_dir = next(tmp_path.iterdir())
     report = load_report(run_dir)
     assert not report.complete and report.results == []
-    assert report.running and report.running[0].startswith("hangs_on_big_batches[fp32]: example")
+    assert report.running and report.running[0].startswith("hangs[fp32]: example")
     assert "Still running when the run stopped" in (run_dir / "report.md").read_text()
 
 

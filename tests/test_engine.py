@@ -101,21 +101,28 @@ def test_ctrl_c_stops_the_workers_and_leaves_a_partial_report_naming_what_ran(
     tmp_path: Path,
 ) -> None:
     targets = [stress.target(hangs, x=st.tensors(("B",)))]  # hangs on its first example
+    # a process started in the background (`cmd &`, as CI runners may) inherits SIGINT ignored:
+    # Ctrl-C is what this test is about, so it gets Python's own handler back
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
+    outcome: Any = None
     try:
-        with pytest.raises(KeyboardInterrupt):
-            stress.run(
-                targets,
-                modes=FP32,
-                profile="ci",
-                max_examples=20,
-                deadline=600,
-                jobs=2,
-                report_dir=tmp_path,
-            )
+        outcome = stress.run(
+            targets,
+            modes=FP32,
+            profile="ci",
+            max_examples=20,
+            deadline=600,
+            jobs=2,
+            report_dir=tmp_path,
+        )
+    except KeyboardInterrupt:
+        outcome = "interrupted"
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
+    assert outcome == "interrupted", [(r.status, r.reason) for r in outcome.results]
     run_dir = next(tmp_path.iterdir())
     report = load_report(run_dir)
     assert not report.complete and report.results == []

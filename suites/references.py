@@ -53,7 +53,10 @@ def rows_masked_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tens
     **_qkv,
     dims=_attention_dims,
     reference="torch",
-    expect="fail",
+    expect={
+        "fp32": stress.Expect.may_fail(rate=0.9),
+        **dict.fromkeys(("fp16", "bf16", "amp-fp16", "amp-bf16"), "fail"),
+    },
     reason="precision: the softmax is not max-subtracted: exp of the scores overflows float16 above 11.09 (inf/inf), "
     "and a row whose scores all lie below -87 underflows to 0/0 in float32",
     max_examples=150,  # the all-low rows of float32 and bfloat16 take more than the ci profile's 30

@@ -164,7 +164,7 @@ _binary = dict(
     expect={
         "fp32": ("error", "finite_forward"),
         "fp16": ("error", "finite_forward"),
-        "bf16": ("finite_forward",),
+        "bf16": ("error", "finite_forward"),
         "amp-fp16": ("error", "finite_forward"),
         "amp-bf16": ("finite_forward",),
     },

@@ -202,6 +202,7 @@ PROOFS: list[Proof] = [
     P('research.focal_loss_naive', 'fp16', 'error', logits=T([6.13671875]), target=L([0])),
     P('research.focal_loss_naive', 'fp16', 'finite_forward', logits=T([396.0]), target=L([0])),
     P('research.focal_loss_naive', 'bf16', 'finite_forward', logits=T([1000.0]), target=L([0])),
+    P('research.focal_loss_naive', 'bf16', 'error', logits=T([6.1875]), target=L([0])),
     P('research.focal_loss_naive', 'amp-fp16', 'error', logits=T([15.409960746765137]), target=L([0])),
     P('research.focal_loss_naive', 'amp-fp16', 'finite_forward', logits=T([-1000.0]), target=L([1])),
     P('research.focal_loss_naive', 'amp-bf16', 'finite_forward', logits=T([1000.0]), target=L([0])),

@@ -124,9 +124,16 @@ def test_html_is_self_contained_with_its_plots(naive_run: Path) -> None:
     page = (naive_run / "report.html").read_text()
     assert "<script" not in page and not re.search(r"(src|href)=[\"']https?:", page)
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
-    assert len(images) >= 3  # error heat map, gradient norms, stability map
-    assert any(alt.startswith("Stability map of") for alt in images)
     assert any(alt.startswith("Worst error of each target") for alt in images)
+    # the small multiples are markup: a box plot per target, a coloured table per mode
+    boxes = re.findall(
+        r'<svg class="boxes" role="img" aria-label="Gradient norm[^>]*>(.*?)</svg>', page, re.S
+    )
+    assert boxes and all("<rect" in b and "<title>" in b for b in boxes)
+    assert re.search(
+        r'<figure class="maps" aria-label="Stability map of [^"]+">\s*<table class="map">', page
+    )
+    assert re.search(r'<td style="background:#[0-9a-f]{6}" title="[^"]*: fails \d+%"></td>', page)
     assert "softmax_loss" in page and "counterexample" in page
 
 

@@ -197,6 +197,7 @@ def _search(
     """One Hypothesis search; returns the kinds of failure it found."""
     mode = session.mode
     found.searches += 1
+    failed = [False]  # once a failure is raised, only shrinking is left to do
 
     def test(example: Any) -> None:
         if heartbeat is not None:
@@ -214,12 +215,15 @@ def _search(
             v = Violation("exception", str(e), type(e.error).__name__)
             if v.kind in mask:
                 return
+            failed[0] = True
             tb = "".join(traceback.format_exception(e.error))
             raise failure_type(v.kind)(
                 v, example, getattr(session, "last_inputs", {}), {}, tb
             ) from None
         found.observe(obs)
-        _steer(obs.figures)
+        if not failed[0]:
+            # Hypothesis's hill climbing would go on past the failure, which it will not report
+            _steer(obs.figures)
         for v in obs.violations:
             if v.outcome == Outcome.LIMIT:
                 if v.kind not in found.limits:
@@ -227,6 +231,7 @@ def _search(
                         v, example, obs.inputs, {**obs.figures, **v.figures}
                     )
             elif v.kind not in mask:
+                failed[0] = True
                 raise failure_type(v.kind)(v, example, obs.inputs, {**obs.figures, **v.figures})
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", key)

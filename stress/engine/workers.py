@@ -43,6 +43,8 @@ JobOutput = tuple[Result, list[Finding]]
 # child runs only torch-stress's own code and exits with os._exit
 warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
 _HEADER = struct.Struct("!Q")
+_FORK_LOCK = threading.Lock()  # no worker is forked while a supervising thread warms up
+_THREAD = threading.local()
 
 
 def machine_memory() -> int:
@@ -91,7 +93,7 @@ def warm_up() -> None:
     """Import, once in this process, what every job imports on first use — the first backward
     pass alone pulls in ``torch._dynamo`` and sympy (over a second) — so forked workers share it."""
     import torch
-    from hypothesis import find, settings
+    from hypothesis import find, settings, target
     from hypothesis import strategies as hst
 
     from ..analysis import diagnosis, stability  # noqa: F401 - imported for the workers
@@ -102,7 +104,31 @@ def warm_up() -> None:
         out = model(torch.ones(1, 2))
     out.float().sum().backward()
     torch.optim.Adam(model.parameters()).step()
+
+    def steered(v: int) -> bool:
+        target(float(v))  # imports Hypothesis's optimiser, as a search's steering does
+        return v > 1
+
+    find(hst.integers(0, 3), steered, settings=settings(database=None))
+    # Hypothesis scans every newly imported local module for numeric literals to draw (a
+    # quarter of a second for the suites); done here, no worker repeats it
+    with contextlib.suppress(Exception):
+        from hypothesis.internal.conjecture import providers
+
+        providers._get_local_constants()
+
+
+def _warm_thread() -> None:
+    """Hypothesis keeps a random generator per thread, and registering one runs a full garbage
+    collection (a third of a second in a process holding torch): done once per supervising
+    thread, not in every worker it forks."""
+    if getattr(_THREAD, "warm", False):
+        return
+    from hypothesis import find, settings
+    from hypothesis import strategies as hst
+
     find(hst.integers(0, 3), lambda v: v > 1, settings=settings(database=None))
+    _THREAD.warm = True
 
 
 def _send(fd: int, message: Any) -> None:
@@ -172,10 +198,12 @@ def run_supervised(
     job: Job, running: Running | None = None, address_space: int | None = None
 ) -> JobOutput:
     """Run ``job`` in a forked worker; a timeout or a dead worker becomes the job's status."""
-    read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
+    with _FORK_LOCK:
+        _warm_thread()
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
     if pid == 0:
         os.close(read_fd)
         _child(job, write_fd, address_space)

@@ -4,8 +4,11 @@ rendered from a jinja2 template with autoescaping.
 Sections: the status matrix of targets × modes; the worst error per target × mode as a heat map
 on a fixed scale (colour = error ÷ the mode's tolerance, so 1 means "at the tolerance" in every
 mode; NaN/Inf outputs in a colour and label of their own) and a table of worst figures; per
-target, the reasons, the gradient-norm distribution per mode and, where the target has a scalar
-parameter, its stability maps; then every finding with its counterexample and replay command.
+target, the reasons, the gradient-norm distribution per mode (an inline SVG box plot) and, where
+the target has a scalar parameter, its stability maps (coloured tables); then every finding with
+its counterexample and replay command. matplotlib draws the one large figure; the small
+multiples, one per target, are drawn as markup, so a report of hundreds of targets is written in
+a second.
 """
 
 from __future__ import annotations
@@ -113,41 +116,73 @@ def error_heatmap(report: Report) -> str | None:
     return _png(fig)
 
 
-def grad_norm_plot(results: list[Result]) -> str | None:
+_BOX_WIDTH, _BOX_LEFT, _BOX_ROW = 520, 90, 20  # px: plot width, label column, row height
+
+
+def grad_norm_plot(results: list[Result]) -> dict[str, Any] | None:
+    """Box plots of log10 gradient norm per mode, as geometry for an inline SVG.
+
+    Box: the quartiles; line: the median; whiskers: min to max. One SVG per target renders in
+    microseconds, where a matplotlib figure per target took a fifth of a second.
+    """
     series = {
-        r.mode: [math.log10(x) for x in r.grad_norms if x > 0 and math.isfinite(x)] for r in results
+        r.mode: np.log10([x for x in r.grad_norms if x > 0 and math.isfinite(x)]) for r in results
     }
-    series = {m: x for m, x in series.items() if x}
+    series = {m: x for m, x in series.items() if len(x)}
     if not series:
         return None
-    fig, ax = plt.subplots(figsize=(6.0, 0.6 + 0.35 * len(series)))
-    horizontal = {"orientation": "horizontal"} if _MPL >= (3, 10) else {"vert": False}
-    ax.boxplot(list(series.values()), **horizontal)
-    ax.set_yticks(range(1, len(series) + 1), list(series))
-    ax.set_xlabel("log10 gradient norm per example")
-    return _png(fig)
+    lo = math.floor(min(float(x.min()) for x in series.values()))
+    hi = max(math.ceil(max(float(x.max()) for x in series.values())), lo + 1)
+    span = _BOX_WIDTH - _BOX_LEFT - 20
+
+    def px(v: float) -> float:
+        return round(_BOX_LEFT + (v - lo) / (hi - lo) * span, 1)
+
+    rows = []
+    for i, (mode, x) in enumerate(series.items()):
+        q = np.percentile(x, [0, 25, 50, 75, 100])
+        rows.append(
+            {
+                "mode": mode,
+                "y": 8 + i * _BOX_ROW,
+                "x": [px(float(v)) for v in q],
+                "title": f"{mode}: {len(x)} examples, median 1e{q[2]:.2f}, "
+                f"quartiles 1e{q[1]:.2f} to 1e{q[3]:.2f}, range 1e{q[0]:.2f} to 1e{q[4]:.2f}",
+            }
+        )
+    step = max(1, math.ceil((hi - lo) / 10))
+    axis_y = 8 + len(rows) * _BOX_ROW
+    return {
+        "width": _BOX_WIDTH,
+        "height": axis_y + 34,
+        "left": _BOX_LEFT,
+        "row": _BOX_ROW,
+        "axis_y": axis_y,
+        "rows": rows,
+        "ticks": [(px(v), f"{v:g}") for v in range(lo, hi + 1, step)],
+    }
 
 
-def stability_plot(results: list[Result]) -> tuple[str, str] | None:
+def _red(rate: float) -> str:
+    """White (never fails) to dark red (always fails)."""
+    low, high = (255, 245, 240), (165, 15, 21)
+    return "#" + "".join(f"{round(a + (b - a) * rate):02x}" for a, b in zip(low, high, strict=True))
+
+
+def stability_plot(results: list[Result]) -> dict[str, Any] | None:
+    """The stability maps of a target, one grid per mode, as cells for an HTML table."""
     maps = [(r.mode, r.stability) for r in results if r.stability]
     if not maps:
         return None
-    fig, axes = plt.subplots(
-        1, len(maps), figsize=(2.6 * len(maps), 2.5), squeeze=False, sharey=True
-    )
-    im: Any = None
-    for ax, (mode, m) in zip(axes[0], maps, strict=True):
-        x, y = np.array(m["x"]), np.array(m["y"])
-        im = ax.imshow(
-            np.array(m["failure_rate"]), origin="lower", cmap="Reds", vmin=0, vmax=1, aspect="auto"
-        )
-        ax.set_xticks(range(len(x)), [f"{v:g}" for v in x], fontsize=7, rotation=45)
-        ax.set_yticks(range(len(y)), [f"{v:.3g}" for v in y], fontsize=7)
-        ax.set_title(mode, fontsize=9)
-        ax.set_xlabel(m["x_label"], fontsize=7)
-    axes[0][0].set_ylabel(maps[0][1]["y_label"])
-    fig.colorbar(im, ax=axes[0].tolist(), label="failure rate", fraction=0.03)
-    return _png(fig), maps[0][1]["y_label"]
+    panels = []
+    for mode, m in maps:
+        rates = np.array(m["failure_rate"], dtype=float)
+        cells = [  # the highest parameter value on top
+            (f"{y:.3g}", [(_red(float(v)), f"{v:.0%}") for v in row])
+            for y, row in zip(m["y"], rates, strict=True)
+        ][::-1]
+        panels.append({"mode": mode, "x": [f"{v:g}" for v in m["x"]], "rows": cells})
+    return {"x_label": maps[0][1]["x_label"], "y_label": maps[0][1]["y_label"], "panels": panels}
 
 
 def _figure_rows(report: Report) -> list[dict[str, Any]]:

@@ -31,7 +31,14 @@ from .evaluation import BYTES_PER_ELEMENT
 from .events import LISTENERS
 from .jobs import Job, JobSettings, execute
 from .targets import BaseTarget, make_target
-from .workers import Running, dask_executor, machine_memory, run_supervised, warm_up
+from .workers import (
+    Running,
+    WorkerPool,
+    dask_executor,
+    machine_memory,
+    run_supervised,
+    warm_up,
+)
 
 __all__ = ["fuzz", "run"]
 
@@ -139,10 +146,10 @@ def _run_pool(
             }
         else:
             warm_up()
+            pool = WorkerPool(jobs, address_space)
+            stack.callback(pool.close)
             executor = stack.enter_context(ThreadPoolExecutor(max(workers, 1), "stress-worker"))
-            pending = {
-                executor.submit(run_supervised, job, running, address_space): job for job in jobs
-            }
+            pending = {executor.submit(pool.run, job, running): job for job in jobs}
         try:
             while pending:
                 finished, _ = wait(pending, return_when="FIRST_COMPLETED")

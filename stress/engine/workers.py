@@ -26,7 +26,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,15 +36,17 @@ from ..errors import InvalidArgument
 from ..report.model import Finding, Result
 from .jobs import Job, execute
 
-__all__ = ["Running", "dask_executor", "machine_memory", "run_supervised"]
+__all__ = ["Running", "WorkerPool", "dask_executor", "machine_memory", "run_supervised"]
 
 JobOutput = tuple[Result, list[Finding]]
 # Python 3.12+ warns on fork() from a process with threads (the supervising threads here); the
 # child runs only torch-stress's own code and exits with os._exit
 warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
 _HEADER = struct.Struct("!Q")
-_FORK_LOCK = threading.Lock()  # no worker is forked while a supervising thread warms up
+_FORK_LOCK = threading.Lock()  # one fork at a time, with every supervisor's pipe ends known
+_SUPERVISOR_FDS: set[int] = set()  # the pipe ends this process holds to its workers
 _THREAD = threading.local()
+_POLL = 1.0  # seconds between checks that a silent worker is still alive
 
 
 def machine_memory() -> int:
@@ -140,16 +142,21 @@ def _send(fd: int, message: Any) -> None:
 
 
 class _Reader:
-    """Length-prefixed pickles from a pipe, read with a deadline."""
+    """Length-prefixed pickles from a pipe, read with a deadline; a dead writer is ``EOFError``
+    even when another process still holds a copy of the pipe's write end."""
 
-    def __init__(self, fd: int) -> None:
-        self.fd, self.buffer = fd, b""
+    def __init__(self, fd: int, pid: int) -> None:
+        self.fd, self.pid, self.buffer = fd, pid, b""
 
     def _fill(self, n: int, until: float) -> bool:
         while len(self.buffer) < n:
             left = until - time.monotonic()
-            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+            if left <= 0:
                 raise TimeoutError
+            if not select.select([self.fd], [], [], min(left, _POLL))[0]:
+                if _exited(self.pid):
+                    return False
+                continue
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
                 return False
@@ -170,45 +177,160 @@ class _Reader:
         return pickle.loads(data)
 
 
-def _child(job: Job, fd: int, address_space: int | None) -> None:
-    """The forked worker: run the job, talk to the supervisor, never return."""
+def _exited(pid: int) -> bool:
+    """Whether the process has ended (left a zombie, so its status can still be read)."""
     try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-        import torch
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return pid != os.getppid()  # not our child: only the supervisor, which is alive
 
-        # OpenMP's thread pool does not survive fork(): one thread per worker, which is also
-        # the right share when every core runs a worker
-        torch.set_num_threads(1)
-        if address_space is not None:
-            import resource
 
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            limit = address_space if hard == resource.RLIM_INFINITY else min(address_space, hard)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+def _setup_worker(address_space: int | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    import torch
+
+    # OpenMP's thread pool does not survive fork(): one thread per worker, which is also
+    # the right share when every core runs a worker
+    torch.set_num_threads(1)
+    if address_space is not None:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = address_space if hard == resource.RLIM_INFINITY else min(address_space, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _run_job(job: Job, fd: int) -> None:
+    try:
         output = execute(job, heartbeat=lambda what: _send(fd, ("beat", what)))
         _send(fd, ("done", output))
     except BaseException:  # noqa: BLE001 - everything goes back to the supervisor
         with contextlib.suppress(BaseException):
             _send(fd, ("error", traceback.format_exc()))
-    finally:
-        os._exit(0)
+
+
+def _fork(serve: Callable[[int, int], None]) -> tuple[int, int, int]:
+    """Fork a worker that runs ``serve(commands, results)``, then exits; returns its pid and
+    the supervisor's ends of the two pipes. The worker closes every other worker's pipes, so
+    only it holds its write end and its death reads as the end of the pipe."""
+    with _FORK_LOCK:
+        _warm_thread()
+        commands_r, commands_w = os.pipe()
+        results_r, results_w = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                for fd in (*_SUPERVISOR_FDS, commands_w, results_r):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                serve(commands_r, results_w)
+            finally:
+                os._exit(0)
+        os.close(commands_r)
+        os.close(results_w)
+        _SUPERVISOR_FDS.update((commands_w, results_r))
+    return pid, commands_w, results_r
+
+
+def _close(pid: int, *fds: int) -> None:
+    with _FORK_LOCK:
+        for fd in fds:
+            _SUPERVISOR_FDS.discard(fd)
+            os.close(fd)
+    with contextlib.suppress(ChildProcessError):
+        _reap(pid)
+
+
+class _Worker:
+    """A forked worker that runs job after job of one run, sent by index (it was forked after
+    the jobs were made, so it holds them all)."""
+
+    def __init__(self, jobs: Sequence[Job], address_space: int | None) -> None:
+        def serve(commands: int, results: int) -> None:
+            _setup_worker(address_space)
+            reader = _Reader(commands, os.getppid())
+            while True:
+                try:
+                    index = reader.read(time.monotonic() + 1e9)
+                except EOFError:
+                    return
+                _run_job(jobs[index], results)
+
+        self.pid, self.commands, results = _fork(serve)
+        self.reader = _Reader(results, self.pid)
+        self.jobs_run = 0
+
+    def stop(self) -> None:
+        _close(self.pid, self.commands, self.reader.fd)
 
 
 def run_supervised(
     job: Job, running: Running | None = None, address_space: int | None = None
 ) -> JobOutput:
-    """Run ``job`` in a forked worker; a timeout or a dead worker becomes the job's status."""
-    with _FORK_LOCK:
-        _warm_thread()
-        read_fd, write_fd = os.pipe()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        _child(job, write_fd, address_space)
-    os.close(write_fd)
-    reader = _Reader(read_fd)
+    """Run ``job`` in a worker forked for it alone (what a Dask worker does with each job); a
+    timeout or a dead worker becomes the job's status."""
+
+    def serve(_: int, results: int) -> None:
+        _setup_worker(address_space)
+        _run_job(job, results)
+
+    pid, commands, results = _fork(serve)
+    try:
+        return _supervise(job, pid, _Reader(results, pid), running)
+    finally:
+        _close(pid, commands, results)
+
+
+class WorkerPool:
+    """Long-lived workers for the jobs of one run, one per supervising thread.
+
+    A thread forks its worker on its first job and reuses it: forking a process that holds
+    torch costs tens of milliseconds, per job that was a tenth of a run of the suites. A worker
+    is replaced after a timeout, a crash or an internal error, and after ``recycle_after`` jobs,
+    so what one target leaks does not pile up.
+    """
+
+    def __init__(
+        self, jobs: Sequence[Job], address_space: int | None, recycle_after: int = 50
+    ) -> None:
+        self.jobs, self.address_space, self.recycle_after = jobs, address_space, recycle_after
+        self._local = threading.local()
+        self._workers: list[_Worker] = []
+        self._lock = threading.Lock()
+
+    def run(self, job: Job, running: Running | None = None) -> JobOutput:
+        """Run ``job``, one of the pool's jobs, on this thread's worker."""
+        worker: _Worker | None = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = _Worker(self.jobs, self.address_space)
+            with self._lock:
+                self._workers.append(worker)
+        worker.jobs_run += 1
+        with contextlib.suppress(OSError):  # a worker that is gone: its death is read below
+            _send(worker.commands, job.index)
+        result = _supervise(job, worker.pid, worker.reader, running)
+        if result[0].status in _WORKER_LOST or worker.jobs_run >= self.recycle_after:
+            self._local.worker = None
+            with self._lock:
+                self._workers.remove(worker)
+            worker.stop()
+        return result
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for w in workers:
+            w.stop()
+
+
+_WORKER_LOST = frozenset({Status.TIMEOUT, Status.CRASH, Status.ERROR})
+
+
+def _supervise(job: Job, pid: int, reader: _Reader, running: Running | None) -> JobOutput:
+    """Follow one job on worker ``pid`` to its end: done, past its deadline, or dead."""
     doing = "starting"
     if running is not None:
         running.note(job.key, doing, pid)
@@ -218,7 +340,8 @@ def run_supervised(
             try:
                 kind, payload = reader.read(time.monotonic() + deadline)
             except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
                 return _stopped(
                     job,
                     Status.TIMEOUT,
@@ -238,9 +361,6 @@ def run_supervised(
             else:
                 return _stopped(job, Status.ERROR, f"torch-stress failed:\n{payload}")
     finally:
-        os.close(read_fd)
-        with contextlib.suppress(ChildProcessError):
-            _reap(pid)
         if running is not None:
             running.done(job.key)
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import traceback
+import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from types import FrameType
 from typing import Any
 
 import torch
@@ -62,14 +63,19 @@ def _stats(tensors: list[torch.Tensor]) -> dict[str, float]:
         return {}
     flat = torch.cat([t.reshape(-1).double() for t in floats])
     finite = flat[torch.isfinite(flat)]
+    counts = torch.stack([(flat == 0).sum(), torch.isinf(flat).sum(), torch.isnan(flat).sum()])
+    zeros, inf, nan = (float(c) for c in counts.tolist())
+    lo = hi = math.nan
+    if finite.numel():
+        lo, hi = (float(x) for x in torch.stack(torch.aminmax(finite)).tolist())
     return {
         "numel": float(flat.numel()),
-        "min": float(finite.min()) if finite.numel() else math.nan,
-        "max": float(finite.max()) if finite.numel() else math.nan,
-        "max_abs": float(finite.abs().max()) if finite.numel() else math.nan,
-        "zeros": float((flat == 0).sum()),
-        "inf": float(torch.isinf(flat).sum()),
-        "nan": float(torch.isnan(flat).sum()),
+        "min": lo,
+        "max": hi,
+        "max_abs": max(abs(lo), abs(hi)),
+        "zeros": zeros,
+        "inf": inf,
+        "nan": nan,
     }
 
 
@@ -120,33 +126,39 @@ class Diagnosis:
 _GUARD_FILE = os.path.join(_STRESS_DIR, "steps", "guard.py")
 
 
-def _user_frame(frames: list[traceback.FrameSummary]) -> str | None:
+def _user_frame(frames: Iterable[tuple[str, int, str]]) -> str | None:
     """The user's line that made the op, or None when torch-stress itself made it (the gradient
-    seed, a copy of the inputs): walking out from the op, torch's own frames (and
-    ``GuardedStep``, a library the user calls) are skipped; the first other frame decides."""
-    for f in reversed(frames):
+    seed, a copy of the inputs): walking out from the op (``frames`` as (file, line, function),
+    innermost first), torch's own frames (and ``GuardedStep``, a library the user calls) are
+    skipped; the first other frame decides."""
+    for filename, lineno, name in frames:
         if (
-            f.filename.startswith(_TORCH_DIR)
-            or f.filename == _GUARD_FILE
-            or "<frozen" in f.filename
-            or "site-packages/hypothesis" in f.filename
+            filename.startswith(_TORCH_DIR)
+            or filename == _GUARD_FILE
+            or "<frozen" in filename
+            or "site-packages/hypothesis" in filename
         ):
             continue
-        if f.filename.startswith(_STRESS_DIR):
+        if filename.startswith(_STRESS_DIR):
             return None
-        return f"{os.path.basename(f.filename)}:{f.lineno} in {f.name}"
+        return f"{os.path.basename(filename)}:{lineno} in {name}"
     return None
+
+
+def _frames_from(frame: FrameType | None) -> Iterator[tuple[str, int, str]]:
+    """``frame`` and its callers, innermost first (without reading source lines)."""
+    while frame is not None:
+        code = frame.f_code
+        yield code.co_filename, frame.f_lineno, code.co_name
+        frame = frame.f_back
 
 
 _TB_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
 def _user_frame_from_text(text: str) -> str | None:
-    frames = [
-        traceback.FrameSummary(m.group(1), int(m.group(2)), m.group(3))
-        for m in _TB_LINE.finditer(text)
-    ]
-    return _user_frame(frames)
+    frames = [(m.group(1), int(m.group(2)), m.group(3)) for m in _TB_LINE.finditer(text)]
+    return _user_frame(reversed(frames))
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:
@@ -199,7 +211,7 @@ class _Tracer(TorchDispatchMode):
             location = _user_frame_from_text(text) if isinstance(text, str) else None
             phase = "backward"
         else:
-            location, phase = _user_frame(traceback.extract_stack()[:-1]), "forward"
+            location, phase = _user_frame(_frames_from(sys._getframe(1))), "forward"
             if location is None:
                 return out  # torch-stress's own op: never the one to blame
         if phase not in self.phases:

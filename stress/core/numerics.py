@@ -82,11 +82,17 @@ def normwise_error(
     o, r = as_float64(out), as_float64(ref)
     if o.shape != r.shape:
         return math.inf, torch.full(o.shape, math.inf, dtype=torch.float64)
+    if not o.numel():
+        return 0.0, o
     both = torch.isfinite(o) & torch.isfinite(r)
-    diff = torch.where(both, (o - r).abs(), torch.zeros_like(o))
-    scale = max(float(r[both].abs().max()) if bool(both.any()) else 0.0, floor)
-    scaled = diff / scale
-    return (float(scaled.max()) if scaled.numel() else 0.0), scaled
+    zero = torch.zeros((), dtype=torch.float64)
+    diff = torch.where(both, (o - r).abs(), zero)
+    # one synchronisation for both maxima; max(diff / s) == max(diff) / s exactly
+    largest_ref, largest_diff = torch.stack(
+        [torch.where(both, r.abs(), zero).max(), diff.max()]
+    ).tolist()
+    scale = max(largest_ref, floor)
+    return largest_diff / scale, diff / scale
 
 
 def norm_of(t: torch.Tensor) -> float:

@@ -12,6 +12,7 @@ formula that could do better (a failure). Modules are called through
 from __future__ import annotations
 
 import contextlib
+import functools
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -83,9 +84,13 @@ def cotangent(key: str, out: torch.Tensor) -> torch.Tensor:
     """
     if out.numel() == 1:
         return torch.ones_like(out)
-    g = torch.Generator().manual_seed(zlib.crc32(f"{key}{tuple(out.shape)}".encode()))
-    idx = torch.randint(len(_COTANGENT_VALUES), out.shape, generator=g)
-    return _COTANGENT_VALUES[idx].to(out.device, out.dtype)
+    return _cotangent(key, tuple(out.shape)).to(out.device, out.dtype, copy=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _cotangent(key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    g = torch.Generator().manual_seed(zlib.crc32(f"{key}{shape}".encode()))
+    return _COTANGENT_VALUES[torch.randint(len(_COTANGENT_VALUES), shape, generator=g)]
 
 
 class FunctionSession:

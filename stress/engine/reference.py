@@ -73,12 +73,15 @@ class Float64Reference(TorchFunctionMode):
         if name in _DOWNCASTS and args and isinstance(args[0], torch.Tensor):
             t = args[0]
             return t.double() if t.is_floating_point() else func(*args, **kwargs)
-        args = tuple(_widen(a) for a in args)
-        if "dtype" in kwargs:
+        if any(isinstance(a, (torch.dtype, str)) for a in args):
+            args = tuple(_widen(a) for a in args)
+        if kwargs.get("dtype") is not None:
             kwargs["dtype"] = _widen(kwargs["dtype"])
         out = func(*args, **kwargs)
-        if self.degraded is None and _low_precision(out):
-            self.degraded = f"{name or func} returned {_low_precision(out)}"
+        if self.degraded is None:
+            low = _low_precision(out)
+            if low is not None:
+                self.degraded = f"{name or func} returned {low}"
         return out
 
 

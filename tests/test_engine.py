@@ -89,6 +89,30 @@ def test_a_dead_worker_becomes_a_crash_with_its_signal(fn: Any, needle: str) -> 
     assert fine.status == Status.PASSED and not report.ok
 
 
+def _pid_writer(path: Path) -> Any:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        path.write_text(str(os.getpid()))
+        return torch.tanh(x).mean()
+
+    fn.__name__ = f"writes_pid_{path.stem}"
+    return fn
+
+
+def test_one_worker_runs_job_after_job_and_is_replaced_when_it_dies(tmp_path: Path) -> None:
+    pids = [tmp_path / f"{i}.pid" for i in range(4)]
+    tensors = st.tensors((2,), min_value=-1, max_value=1)
+    targets = [stress.target(_pid_writer(p), x=tensors) for p in pids[:2]]
+    targets += [stress.target(segfaults, x=tensors)]
+    targets += [stress.target(_pid_writer(p), x=tensors) for p in pids[2:]]
+    report = stress.run(targets, modes=FP32, profile="ci", max_examples=3, jobs=1)
+    assert [r.status for r in report.results] == [Status.PASSED] * 2 + [Status.CRASH] + [
+        Status.PASSED
+    ] * 2
+    first, second, third, fourth = (int(p.read_text()) for p in pids)
+    assert first == second != os.getpid()  # one worker ran both jobs
+    assert third == fourth != first  # the crash took that worker; a new one took over
+
+
 def test_a_deadline_can_be_set_per_target() -> None:
     slow = stress.target(hangs_on_big_batches, x=st.tensors(("B",)), deadline=1.0)
     report = stress.run([slow], modes=FP32, profile="ci", max_examples=20, jobs=1)

@@ -50,7 +50,9 @@ def generate(shape: tuple[int, int], n: int) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("shape", SHAPES, ids=["8x16", "64x512"])
 def test_generation_cost_per_example(benchmark: Any, shape: tuple[int, int], quick: bool) -> None:
     n = 20 if quick else 300
-    drawn = benchmark.pedantic(generate, args=(shape, n), rounds=1 if quick else 5, iterations=1)
+    drawn = benchmark.pedantic(
+        generate, args=(shape, n), rounds=1 if quick else 5, iterations=1, warmup_rounds=1
+    )
     per_example_ms = benchmark.stats.stats.mean / len(drawn) * 1e3
     benchmark.extra_info.update(ms_per_example=round(per_example_ms, 4), examples=len(drawn))
     print(
@@ -82,7 +84,7 @@ def test_fuzz_overhead_vs_direct_evaluation(
     def fuzz() -> stress.Report:
         return stress.run([target], modes=("fp16",), profile="ci", max_examples=n, jobs=0)
 
-    report = benchmark.pedantic(fuzz, rounds=1 if quick else 3, iterations=1)
+    report = benchmark.pedantic(fuzz, rounds=1 if quick else 3, iterations=1, warmup_rounds=1)
     assert report.ok, str(report)
     fuzz_s = benchmark.stats.stats.mean
     # the same work done directly: forward and backward in the mode and in float64, no harness

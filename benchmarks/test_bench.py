@@ -1,6 +1,7 @@
 """What a search costs (``nox -s bench``).
 
-- drawing and materializing one example, at 8×16 and at 64×512;
+- drawing and materializing one example, at 8×16 and at 64×512, beside ``hypothesis.extra.numpy``
+  drawing the same number of float16 arrays element by element;
 - a ``stress.fuzz`` run against evaluating the same function directly on the same examples
   (forward and backward in the mode and in float64), in one process.
 """
@@ -10,9 +11,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import Phase, given, settings
+from hypothesis import strategies as hst
+from hypothesis.extra import numpy as hnp
 
 import stress
 from stress import Mode, st
@@ -47,6 +51,12 @@ def generate(shape: tuple[int, int], n: int) -> list[dict[str, Any]]:
     ]
 
 
+def generate_numpy(shape: tuple[int, int], n: int) -> list[torch.Tensor]:
+    """The same number of float16 arrays drawn element by element by ``hypothesis.extra.numpy``."""
+    arrays = hnp.arrays(np.float16, shape, elements=hst.floats(-1e4, 1e4, width=16))
+    return [torch.from_numpy(a) for a in draw(arrays, n)]
+
+
 @pytest.mark.parametrize("shape", SHAPES, ids=["8x16", "64x512"])
 def test_generation_cost_per_example(benchmark: Any, shape: tuple[int, int], quick: bool) -> None:
     n = 20 if quick else 300
@@ -54,11 +64,20 @@ def test_generation_cost_per_example(benchmark: Any, shape: tuple[int, int], qui
         generate, args=(shape, n), rounds=1 if quick else 5, iterations=1, warmup_rounds=1
     )
     per_example_ms = benchmark.stats.stats.mean / len(drawn) * 1e3
-    benchmark.extra_info.update(ms_per_example=round(per_example_ms, 4), examples=len(drawn))
-    print(
-        f"\n{shape}: {per_example_ms:.3f} ms to draw and materialize one example ({len(drawn)} examples)"
+    # side by side, in the same run: hypothesis.extra.numpy drawing the elements themselves
+    start = time.perf_counter()
+    arrays = generate_numpy(shape, n)
+    numpy_ms = (time.perf_counter() - start) / len(arrays) * 1e3
+    benchmark.extra_info.update(
+        ms_per_example=round(per_example_ms, 4),
+        hypothesis_numpy_ms_per_example=round(numpy_ms, 4),
+        examples=len(drawn),
     )
-    assert drawn and drawn[0]["x"].shape == shape
+    print(
+        f"\n{shape}: {per_example_ms:.3f} ms to draw and materialize one example ({len(drawn)} "
+        f"examples); hypothesis.extra.numpy: {numpy_ms:.3f} ms"
+    )
+    assert drawn and drawn[0]["x"].shape == shape and arrays[0].shape == shape
 
 
 def loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -1,16 +1,17 @@
-"""Where jobs run: this process, a forked worker per job, or a Dask cluster.
+"""Where jobs run: this process, long-lived forked workers, or a Dask cluster.
 
 A forked worker (``os.fork``, so any target runs, lambdas included, with no import) tells its
 supervisor which example it is on before running it. When one example runs past its deadline,
 the supervisor kills the worker and the job becomes a ``timeout`` naming that example; a worker
 that dies (a segfault in a custom op, the kernel's OOM killer) becomes a ``crash`` with its
 signal. The worker's address space is capped, so a runaway allocation fails in the worker
-instead of swapping the machine. Either way the run goes on.
+instead of swapping the machine. Either way the run goes on, on a new worker.
 
-The runner submits :func:`run_supervised` to a ``concurrent.futures.Executor``: a thread pool
-here (one supervising thread per worker), or with a scheduler address the executor of an
-existing Dask ``distributed`` cluster (``pip install torch-stress[distributed]``), whose workers
-fork and supervise the same way.
+Locally, :class:`WorkerPool` gives each supervising thread of a thread pool one worker that runs
+job after job (forking a process that holds torch, per job, cost a tenth of a run). With a
+scheduler address, the runner submits :func:`run_supervised` to the executor of an existing
+Dask ``distributed`` cluster (``pip install torch-stress[distributed]``), whose workers fork a
+supervised process per job.
 """
 
 from __future__ import annotations
@@ -302,6 +303,7 @@ class WorkerPool:
 
     def run(self, job: Job, running: Running | None = None) -> JobOutput:
         """Run ``job``, one of the pool's jobs, on this thread's worker."""
+        assert self.jobs[job.index] is job, "a job is sent to its worker by its index"
         worker: _Worker | None = getattr(self._local, "worker", None)
         if worker is None:
             worker = self._local.worker = _Worker(self.jobs, self.address_space)

@@ -22,9 +22,12 @@ def _example_database_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.fixture(scope="session")
 def suites_report() -> object:
-    """Every built-in suite, once per session, in every CPU mode (ci profile)."""
+    """Every built-in suite, once per session, in every CPU mode (ci profile, every failure
+    shrunk: the tests read the minimal counterexamples of expected failures too)."""
     import stress
     from stress.core.modes import MODE_NAMES
     from stress.engine.discovery import collect_targets
 
-    return stress.run(collect_targets([str(ROOT / "suites")]), modes=MODE_NAMES, profile="ci")
+    return stress.run(
+        collect_targets([str(ROOT / "suites")]), modes=MODE_NAMES, profile="ci", shrink="all"
+    )

@@ -80,6 +80,53 @@ def test_a_user_exception_is_a_finding_with_its_traceback() -> None:
     assert "picky" in (finding.traceback or "")
 
 
+def exp_sum(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(x).sum()  # overflows float32 past 88.7
+
+
+@pytest.mark.parametrize(
+    ("profile", "shrink", "expect", "shrunk"),
+    [
+        ("ci", None, "fail", False),
+        ("ci", None, "pass", True),
+        ("ci", "all", "fail", True),
+        ("dev", None, "fail", True),
+    ],
+)
+def test_the_ci_profile_shrinks_only_the_failures_nobody_expected(
+    profile: str,
+    shrink: str | None,
+    expect: str,
+    shrunk: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STRESS_EXAMPLE_DB", str(tmp_path / "examples"))
+    report = stress.fuzz(
+        exp_sum,
+        x=st.tensors(("B",), min_value=-1e3, max_value=1e3),
+        dims={"B": (1, 16)},
+        expect=expect,
+        reason="a documented weakness",
+        modes=("fp32",),
+        max_examples=100,
+        profile=profile,
+        shrink=shrink,
+        seed=0,
+        jobs=0,
+    )
+    findings = [f for f in report.findings if f.check == "finite_forward"]
+    assert findings and all(f.shrunk is shrunk for f in findings)
+    assert all(f.expected is (expect == "fail") for f in findings)
+    text = str(findings[0])
+    assert ("(as first found, not shrunk)" in text) is not shrunk
+    if shrunk:  # one element is enough to overflow
+        assert "B=1" in findings[0].counterexample["x"]
+    assert report.ok is (expect == "fail")
+    policy = "unexpected" if profile == "ci" and shrink is None else "all"
+    assert report.settings["shrink"] == policy
+
+
 def test_an_op_without_a_kernel_is_unsupported_not_a_finding() -> None:
     report = stress.fuzz(
         lambda x: torch.cdist(x, x).sum(),

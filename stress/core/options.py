@@ -34,6 +34,7 @@ __all__ = [
 MODE_NAMES: tuple[str, ...] = ("fp32", "fp16", "bf16", "amp-fp16", "amp-bf16")
 DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
 PROFILE_NAMES: tuple[str, ...] = ("ci", "dev", "thorough")
+SHRINK_CHOICES: tuple[str, ...] = ("all", "unexpected")
 DEFAULT_DEADLINE = 60.0  # seconds per example: a slow CPU op stays far below it
 DEFAULT_ERROR_FLOOR = 1.0
 
@@ -353,6 +354,12 @@ class RunOptions:
         "Default: a quarter of this machine's memory per worker",
         cli="--memory-budget",
     )
+    shrink: str | None = option(
+        None,
+        "which failures are shrunk: all, or unexpected (a failure the target expects is "
+        "reported as first found). Default: unexpected in the ci profile, all otherwise",
+        cli="--shrink",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modes", _check_modes("modes", self.modes, "run"))
@@ -366,6 +373,8 @@ class RunOptions:
         v.check_bool("strict", self.strict)
         v.check_number("deadline", self.deadline, positive=True, allow_none=True)
         v.check_number("memory_budget", self.memory_budget, positive=True, allow_none=True)
+        if self.shrink is not None:
+            v.check_choice("shrink", self.shrink, SHRINK_CHOICES)
 
     @property
     def workers(self) -> int:
@@ -374,6 +383,11 @@ class RunOptions:
     @property
     def resolved_profile(self) -> str:
         return self.profile or ("ci" if os.environ.get("CI") else "dev")
+
+    @property
+    def shrink_expected(self) -> bool:
+        """Whether failures the target expects are shrunk too."""
+        return self.shrink == "all" if self.shrink else self.resolved_profile != "ci"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

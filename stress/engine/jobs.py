@@ -52,6 +52,7 @@ class JobSettings:
     strict: bool = False
     memory_budget: int | None = None  # bytes of one example's tensors
     stability: bool = True
+    shrink_expected: bool = True  # False: a failure the target expects is reported as first found
 
 
 @dataclass
@@ -120,8 +121,17 @@ def execute(job: Job, heartbeat: Heartbeat | None = None) -> tuple[Result, list[
         settings.profile, target.options.max_examples or settings.max_examples, settings.seed
     )
     beat = _example_beat(session, heartbeat)
+    expected = None
+    if not settings.shrink_expected and expect.kind in ("fail", "may-fail"):
+        expected = lambda kind: expect.covers(kind[0])  # noqa: E731
     found = explore(
-        session, job.key, cfg, settings.seed, budget=settings.memory_budget, heartbeat=beat
+        session,
+        job.key,
+        cfg,
+        settings.seed,
+        budget=settings.memory_budget,
+        heartbeat=beat,
+        expected=expected,
     )
     result.examples, result.shrinking, result.over_budget = (
         found.generated,
@@ -245,6 +255,7 @@ def _finding(target: BaseTarget, session: Session, failure: Failure, expect: Any
         inputs=failure.inputs,
         source=target.source,
         diagnosis=diagnosis,
+        shrunk=failure.shrunk,
     )
 
 
@@ -265,4 +276,5 @@ def _limit_finding(
         expected=expect.kind == "limit" and expect.covers(v.check),
         inputs=recorded.inputs,
         source=target.source,
+        shrunk=False,
     )

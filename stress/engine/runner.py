@@ -58,7 +58,7 @@ def run(
 
     ``options`` are those of :class:`~stress.core.options.RunOptions` (``modes``, ``device``,
     ``profile``, ``max_examples``, ``seed``, ``jobs``, ``scheduler``, ``strict``, ``deadline``,
-    ``memory_budget``). With ``report_dir`` each result is journaled as it finishes and the
+    ``memory_budget``, ``shrink``). With ``report_dir`` each result is journaled as it finishes and the
     report is written into ``report_dir/<run-id>/`` at the end, also when interrupted.
     """
     opts = RunOptions(**options)
@@ -76,6 +76,7 @@ def run(
         deadline=opts.deadline or JobSettings.deadline,
         strict=opts.strict,
         memory_budget=int(budget),
+        shrink_expected=opts.shrink_expected,
     )
     for t in targets:
         _check_memory(t, settings.memory_budget)
@@ -93,6 +94,7 @@ def run(
             "jobs": 0 if scheduler is None and workers == 0 else workers,
             "scheduler": scheduler,
             "strict": opts.strict,
+            "shrink": "all" if opts.shrink_expected else "unexpected",
             "targets": [t.name for t in targets],
         }
     )
@@ -213,6 +215,7 @@ def fuzz(
     jobs: int | None = None,
     strict: bool = False,
     deadline: float | None = None,
+    shrink: str | None = None,
     report_dir: str | os.PathLike[str] | None = None,
     expect: Any = None,
     reason: str | None = None,
@@ -286,6 +289,7 @@ def fuzz(
         jobs=jobs,
         strict=strict,
         deadline=deadline,
+        shrink=shrink,
         report_dir=report_dir,
     )
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis.errors import Flaky
 from hypothesis.statistics import collector
 
@@ -65,6 +65,7 @@ class Failure(Exception):
         self.figures, self.tb = dict(figures), tb
         self.blob: str | None = None
         self.outcome = Outcome.FAIL
+        self.shrunk = True
 
 
 _FAILURE_TYPES: dict[tuple[str, str], type[Failure]] = {}
@@ -171,12 +172,17 @@ def explore(
     *,
     budget: int | None = None,
     heartbeat: Callable[[Any], None] | None = None,
+    expected: Callable[[tuple[str, str]], bool] | None = None,
 ) -> Exploration:
-    """Search, then search again with the failures found so far masked, until nothing new."""
+    """Search, then search again with the failures found so far masked, until nothing new.
+
+    With ``expected`` (which failures the target expects), an expected failure is reported as
+    first found and only the others are shrunk.
+    """
     found = Exploration()
     mask: set[tuple[str, str]] = set()
     for k in range(MAX_SEARCHES):
-        new = _search(session, key, k, cfg, seed, mask, found, budget, heartbeat)
+        new = _search(session, key, k, cfg, seed, mask, found, budget, heartbeat, expected)
         if found.unsupported or not new:
             break
         mask |= new
@@ -193,6 +199,7 @@ def _search(
     found: Exploration,
     budget: int | None,
     heartbeat: Callable[[Any], None] | None,
+    expected: Callable[[tuple[str, str]], bool] | None,
 ) -> set[tuple[str, str]]:
     """One Hypothesis search; returns the kinds of failure it found."""
     mode = session.mode
@@ -235,17 +242,10 @@ def _search(
                 raise failure_type(v.kind)(v, example, obs.inputs, {**obs.figures, **v.figures})
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", key)
-    wrapped: Any = given(session.strategy)(test)
-    digest = f"{key}#{k}" if k else key  # one example-database key per target × mode × search
-    wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = digest.encode()
-    wrapped = cfg(wrapped)
     if seed is None and cfg.derandomize:
         # Hypothesis would derive the seed from this closure's source, so any edit to the
         # harness would reshuffle every search: the target and mode decide instead
         seed = zlib.crc32(key.encode())
-    if seed is not None:
-        wrapped = hypothesis.seed(seed)(wrapped)
-    kinds: set[tuple[str, str]] = set()
 
     def count(stats: Any) -> None:
         for phase, bucket in stats.items():
@@ -256,20 +256,42 @@ def _search(
                 else:
                     found.generated += n
 
-    try:
-        with collector.with_value(count):  # type: ignore[arg-type] # Hypothesis types it as None
-            wrapped()
-    except (Failure, Unsupported, Flaky, BaseExceptionGroup) as exc:
-        flaky = isinstance(exc, Flaky)
-        for leaf in _leaves(exc):
-            if isinstance(leaf, Failure):
-                leaf.blob = _blob(leaf) or _blob(exc)
-                if flaky:
-                    leaf.outcome = Outcome.FLAKY
-                found.failures.append(leaf)
-                kinds.add(leaf.violation.kind)
-            elif isinstance(leaf, Unsupported):
-                found.unsupported = str(leaf)
-            elif not flaky:
-                raise
-    return kinds
+    def attempt(phases: tuple[Phase, ...]) -> list[Failure]:
+        failed[0] = False
+        wrapped: Any = given(session.strategy)(test)
+        digest = f"{key}#{k}" if k else key  # one example-database key per target × mode × search
+        wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = digest.encode()
+        wrapped = settings(cfg, phases=phases)(wrapped)
+        if seed is not None:
+            wrapped = hypothesis.seed(seed)(wrapped)
+        failures: list[Failure] = []
+        try:
+            with collector.with_value(count):  # type: ignore[arg-type] # typed as None
+                wrapped()
+        except (Failure, Unsupported, Flaky, BaseExceptionGroup) as exc:
+            flaky = isinstance(exc, Flaky)
+            for leaf in _leaves(exc):
+                if isinstance(leaf, Failure):
+                    leaf.blob = _blob(leaf) or _blob(exc)
+                    if flaky:
+                        leaf.outcome = Outcome.FLAKY
+                    failures.append(leaf)
+                elif isinstance(leaf, Unsupported):
+                    found.unsupported = str(leaf)
+                elif not flaky:
+                    raise
+        return failures
+
+    phases = tuple(cfg.phases)
+    if expected is None or Phase.shrink not in phases:
+        failures = attempt(phases)
+    else:
+        # the failure is first found without shrinking; one nobody expected is found again (the
+        # same seeded search) and shrunk, an expected one is reported as found
+        failures = attempt(tuple(p for p in phases if p is not Phase.shrink))
+        for f in failures:
+            f.shrunk = False
+        if any(f.outcome == Outcome.FAIL and not expected(f.violation.kind) for f in failures):
+            failures = attempt(phases)
+    found.failures += failures
+    return {f.violation.kind for f in failures}

@@ -12,7 +12,14 @@ from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from ..core.options import DEVICES, MODE_NAMES, PROFILE_NAMES, FunctionOptions, RunOptions
+from ..core.options import (
+    DEVICES,
+    MODE_NAMES,
+    PROFILE_NAMES,
+    SHRINK_CHOICES,
+    FunctionOptions,
+    RunOptions,
+)
 
 __all__ = ["add_run_flags", "add_target_flags", "in_shard", "shard", "target_options"]
 
@@ -92,6 +99,7 @@ _ARGUMENTS: dict[str, dict[str, Any]] = {
     "strict": dict(action="store_true", default=False),
     "deadline": dict(type=_positive, default=None, metavar="SECONDS"),
     "memory_budget": dict(type=_positive, default=None, metavar="GIB"),
+    "shrink": dict(choices=SHRINK_CHOICES, default=None),
     "max_grad_norm": dict(type=_positive, default=None),
     "wrt": dict(action="append", default=None, metavar="ARG"),
     "error_floor": dict(type=_positive, default=None),

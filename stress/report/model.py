@@ -42,6 +42,7 @@ class Finding:
     inputs_file: str | None = None
     source: str | None = None  # where the target can be imported from again, for replay
     diagnosis: dict[str, Any] | None = None  # the first bad op, its line, statistics and mechanism
+    shrunk: bool = True  # False: as first found (a limit; an expected failure in the ci profile)
     inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property

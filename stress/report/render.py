@@ -51,7 +51,8 @@ def figures_text(figures: dict[str, float]) -> str:
 
 
 def counterexample_text(f: Finding) -> str:
-    return ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
+    text = ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
+    return text if f.shrunk else f"{text} (as first found, not shrunk)"
 
 
 def stats_text(s: dict[str, float]) -> str:

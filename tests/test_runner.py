@@ -279,6 +279,7 @@ def test_findings_keep_their_inputs_for_replay(tmp_path: Path) -> None:
         (dict(x=st.tensors(("B",)), device="gpu"), "device='gpu'"),
         (dict(x=st.tensors(("B",)), profile="fast"), "profile='fast'"),
         (dict(x=st.tensors(("B",)), max_examples=0), "max_examples=0"),
+        (dict(x=st.tensors(("B",)), shrink="some"), "shrink='some'"),
         (dict(x=st.tensors(("B",)), tolerances={"fp17": 1.0}), "'fp17'"),
         (dict(x=st.tensors(("B",)), expect="maybe"), "expect='maybe'"),
         (dict(x=st.tensors(("B",)), wrt=("z",)), "wrt=('z',)"),

@@ -176,6 +176,10 @@ class Expect:
     def expects_failure(self) -> bool:
         return self.kind != "pass"
 
+    def expects_failure_of(self, check: str) -> bool:
+        """Whether a failure of ``check`` is the one this expectation declares (fail, may-fail)."""
+        return self.kind in ("fail", "may-fail") and self.covers(check)
+
     def __str__(self) -> str:
         if self.kind == "pass":
             return "pass"

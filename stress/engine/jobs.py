@@ -121,9 +121,6 @@ def execute(job: Job, heartbeat: Heartbeat | None = None) -> tuple[Result, list[
         settings.profile, target.options.max_examples or settings.max_examples, settings.seed
     )
     beat = _example_beat(session, heartbeat)
-    expected = None
-    if not settings.shrink_expected and expect.kind in ("fail", "may-fail"):
-        expected = lambda kind: expect.covers(kind[0])  # noqa: E731
     found = explore(
         session,
         job.key,
@@ -131,7 +128,7 @@ def execute(job: Job, heartbeat: Heartbeat | None = None) -> tuple[Result, list[
         settings.seed,
         budget=settings.memory_budget,
         heartbeat=beat,
-        expected=expected,
+        expected=None if settings.shrink_expected else expect.expects_failure_of,
     )
     result.examples, result.shrinking, result.over_budget = (
         found.generated,
@@ -247,9 +244,7 @@ def _finding(target: BaseTarget, session: Session, failure: Failure, expect: Any
         message=message,
         counterexample=session.describe(failure.example) if failure.example is not None else {},
         figures=failure.figures,
-        expected=failure.outcome == Outcome.FAIL
-        and expect.kind in ("fail", "may-fail")
-        and expect.covers(v.check),
+        expected=failure.outcome == Outcome.FAIL and expect.expects_failure_of(v.check),
         reproduce_blob=failure.blob,
         traceback=failure.tb,
         inputs=failure.inputs,

@@ -175,12 +175,12 @@ def explore(
     *,
     budget: int | None = None,
     heartbeat: Callable[[Any], None] | None = None,
-    expected: Callable[[tuple[str, str]], bool] | None = None,
+    expected: Callable[[str], bool] | None = None,
 ) -> Exploration:
     """Search, then search again with the failures found so far masked, until nothing new.
 
-    With ``expected`` (which failures the target expects), an expected failure is reported as
-    first found and only the others are shrunk.
+    With ``expected`` (whether the target expects a failure of a check), an expected failure is
+    reported as first found and only the others are shrunk.
     """
     found = Exploration()
     mask: set[tuple[str, str]] = set()
@@ -202,7 +202,7 @@ def _search(
     found: Exploration,
     budget: int | None,
     heartbeat: Callable[[Any], None] | None,
-    expected: Callable[[tuple[str, str]], bool] | None,
+    expected: Callable[[str], bool] | None,
 ) -> set[tuple[str, str]]:
     """One Hypothesis search; returns the kinds of failure it found."""
     mode = session.mode
@@ -296,7 +296,7 @@ def _search(
         failures = attempt(tuple(p for p in phases if p is not Phase.shrink))
         for f in failures:
             f.shrunk = False
-        if any(f.outcome == Outcome.FAIL and not expected(f.violation.kind) for f in failures):
+        if any(f.outcome == Outcome.FAIL and not expected(f.violation.check) for f in failures):
             failures = attempt(phases)
     found.failures += failures
     return {f.violation.kind for f in failures}

@@ -96,8 +96,6 @@ def warm_up() -> None:
     """Import, once in this process, what every job imports on first use — the first backward
     pass alone pulls in ``torch._dynamo`` and sympy (over a second) — so forked workers share it."""
     import torch
-    from hypothesis import find, settings, target
-    from hypothesis import strategies as hst
 
     from ..analysis import diagnosis, stability  # noqa: F401 - imported for the workers
     from .evaluation import FunctionSession  # noqa: F401 - imported for the workers
@@ -107,12 +105,7 @@ def warm_up() -> None:
         out = model(torch.ones(1, 2))
     out.float().sum().backward()
     torch.optim.Adam(model.parameters()).step()
-
-    def steered(v: int) -> bool:
-        target(float(v))  # imports Hypothesis's optimiser, as a search's steering does
-        return v > 1
-
-    find(hst.integers(0, 3), steered, settings=settings(database=None))
+    _warm_thread()
     # Hypothesis scans every newly imported local module for numeric literals to draw (a
     # quarter of a second for the suites); done here, no worker repeats it
     with contextlib.suppress(Exception):
@@ -122,15 +115,19 @@ def warm_up() -> None:
 
 
 def _warm_thread() -> None:
-    """Hypothesis keeps a random generator per thread, and registering one runs a full garbage
-    collection (a third of a second in a process holding torch): done once per supervising
-    thread, not in every worker it forks."""
+    """A tiny steered search, once per thread: Hypothesis keeps a random generator per thread
+    (registering one runs a full garbage collection, a third of a second in a process holding
+    torch) and imports its optimiser on the first ``target()``, so no forked worker does either."""
     if getattr(_THREAD, "warm", False):
         return
-    from hypothesis import find, settings
+    from hypothesis import find, settings, target
     from hypothesis import strategies as hst
 
-    find(hst.integers(0, 3), lambda v: v > 1, settings=settings(database=None))
+    def steered(v: int) -> bool:
+        target(float(v))  # imports Hypothesis's optimiser, as a search's steering does
+        return v > 1
+
+    find(hst.integers(0, 3), steered, settings=settings(database=None))
     _THREAD.warm = True
 
 

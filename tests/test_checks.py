@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hst
 
 from stress import Mode, Outcome
 from stress.core.checks import (
@@ -17,7 +19,7 @@ from stress.core.checks import (
     OutputBound,
     measure,
 )
-from stress.core.numerics import normwise_error, total_norm
+from stress.core.numerics import max_abs, norm_of, normwise_error, summarize, total_norm
 
 FP16 = Mode("fp16")
 F64 = torch.float64
@@ -187,3 +189,32 @@ def test_measure_reports_figures_and_an_infinite_error_for_nonfinite_outputs() -
     assert figs["max_abs_output"] == 4.0 and figs["grad_norm"] == 5.0 and figs["error"] == 0.0
     bad = measure(ev(torch.tensor([math.inf]), torch.tensor([2.0], dtype=F64)), 1.0)
     assert bad["error"] == math.inf
+
+
+_SPECIAL = hst.sampled_from(
+    [0.0, -0.0, 1e-40, 6e-8, 1.0, -3.5, 65504.0, 1e5, math.inf, -math.inf, math.nan]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=hst.lists(_SPECIAL | hst.floats(-1e6, 1e6), max_size=6),
+    ref=hst.lists(_SPECIAL | hst.floats(-1e300, 1e300), max_size=6),
+    dtype=hst.sampled_from([torch.float16, torch.bfloat16, torch.float32]),
+    floor=hst.sampled_from([1e-30, 1e-6, 1.0]),  # error_floor is positive
+)
+def test_one_pass_summary_agrees_with_the_figures_computed_one_by_one(
+    value: list[float], ref: list[float], dtype: torch.dtype, floor: float
+) -> None:
+    v = torch.tensor(value, dtype=dtype)
+    r = torch.tensor(ref, dtype=F64)
+    s = summarize({"v": v}, {"v": r})["v"]
+    assert s.nonfinite == int((~torch.isfinite(v)).sum())
+    torch.testing.assert_close(s.max_abs, max_abs(v), equal_nan=True)
+    torch.testing.assert_close(s.norm, norm_of(v), equal_nan=True)
+    assert s.compared == (len(value) == len(ref))
+    expected = normwise_error(v, r, floor)[0]
+    torch.testing.assert_close(s.error(floor), expected, equal_nan=True)
+    lost = s.compared and bool((~torch.isfinite(v) & torch.isfinite(r)).any())
+    assert s.lost == lost
+    assert summarize({"v": v}, None)["v"].compared is False

@@ -25,18 +25,19 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from .modes import Mode
 from .numerics import (
+    TensorSummary,
     as_float64,
     dtype_facts,
     format_number,
     max_abs,
     normwise_error,
-    total_norm,
+    summarize,
     unravel,
 )
 from .options import FunctionOptions
@@ -79,11 +80,12 @@ class Evaluation:
     given_outputs: dict[str, torch.Tensor] | None = None
     given_grads: dict[str, torch.Tensor] | None = None
     given_name: str = ""
-    # an input below the compute dtype's smallest normal (subnormal): the dtype cannot resolve it
-    subnormal_inputs: bool = False
+    # the float64 inputs the reference ran on (what ``subnormal_inputs`` looks at)
+    inputs: dict[str, Any] = field(default_factory=dict, repr=False)
     _errors: dict[tuple[str, float], tuple[float, torch.Tensor]] = field(
         default_factory=dict, repr=False
     )
+    _summaries: dict[str, TensorSummary] | None = field(default=None, repr=False)
     _probes: dict[
         tuple[float, int], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None
     ] = field(default_factory=dict, repr=False)
@@ -99,8 +101,26 @@ class Evaluation:
     def value(self, key: str) -> torch.Tensor:
         return self.grads[key] if key in self.grads else self.outputs[key]
 
+    def summary(self, key: str) -> TensorSummary:
+        """The figures of output or gradient ``key``; every key's are computed together, once."""
+        if self._summaries is None:
+            references = {**(self.ref_outputs or {}), **(self.ref_grads or {})}
+            self._summaries = summarize({**self.outputs, **self.grads}, references)
+        return self._summaries[key]
+
+    @property
+    def subnormal_inputs(self) -> bool:
+        """An input is below the compute dtype's smallest normal: the dtype cannot resolve it."""
+        tiny = self.mode.facts.tiny
+        return any(
+            bool(((x != 0) & (x.abs() < tiny)).any())
+            for x in self.inputs.values()
+            if isinstance(x, torch.Tensor) and x.is_floating_point()
+        )
+
     def error(self, key: str, floor: float) -> tuple[float, torch.Tensor]:
-        """Normwise error of output or gradient ``key`` against float64, computed once."""
+        """Normwise error of output or gradient ``key`` against float64 and the element-wise
+        scaled difference, computed once (the figure alone: ``summary(key).error(floor)``)."""
         if (key, floor) not in self._errors:
             ref = self.reference(key)
             assert ref is not None
@@ -223,7 +243,11 @@ class FiniteForward(Check):
     name = "finite_forward"
 
     def __call__(self, ev: Evaluation) -> list[Violation]:
-        found = (_nonfinite(self.name, f"output {k!r}", k, t, ev) for k, t in ev.outputs.items())
+        found = (
+            _nonfinite(self.name, f"output {k!r}", k, t, ev)
+            for k, t in ev.outputs.items()
+            if ev.summary(k).nonfinite
+        )
         return [x for x in found if x is not None]
 
 
@@ -233,7 +257,11 @@ class FiniteGradients(Check):
     name = "finite_gradients"
 
     def __call__(self, ev: Evaluation) -> list[Violation]:
-        found = (_nonfinite(self.name, k, k, g, ev) for k, g in ev.grads.items())
+        found = (
+            _nonfinite(self.name, k, k, g, ev)
+            for k, g in ev.grads.items()
+            if ev.summary(k).nonfinite
+        )
         return [x for x in found if x is not None]
 
 
@@ -246,8 +274,8 @@ class OutputBound(Check):
 
     def __call__(self, ev: Evaluation) -> list[Violation]:
         out = []
-        for key, t in ev.outputs.items():
-            m = max_abs(t)
+        for key in ev.outputs:
+            m = ev.summary(key).max_abs
             if m > self.max_abs:
                 out.append(
                     Violation(
@@ -268,10 +296,10 @@ class GradientBound(Check):
     name = "gradient_bound"
 
     def __call__(self, ev: Evaluation) -> list[Violation]:
-        norm = total_norm(ev.grads)
+        norm = _grad_norm(ev)
         if norm <= self.max_norm:
             return []
-        worst = max(ev.grads, key=lambda k: total_norm([ev.grads[k]]))
+        worst = max(ev.grads, key=lambda k: ev.summary(k).norm)
         return [
             Violation(
                 self.name,
@@ -310,7 +338,7 @@ class Float64Agreement(Check):
         for key in got:
             if ev.reference(key) is None:
                 continue
-            err, _ = ev.error(key, self.floor)
+            err = ev.summary(key).error(self.floor)
             if err > tol:
                 violation = self._judge(ev, key, err, tol)
                 if violation is not None:
@@ -487,8 +515,8 @@ def measure(ev: Evaluation, floor: float) -> dict[str, float]:
     """
     eps = ev.mode.facts.eps
     figures = {
-        "max_abs_output": max((max_abs(t) for t in ev.outputs.values()), default=0.0),
-        "grad_norm": total_norm(ev.grads) if ev.grads else 0.0,
+        "max_abs_output": max((ev.summary(k).max_abs for k in ev.outputs), default=0.0),
+        "grad_norm": _grad_norm(ev),
     }
     if ev.ref_outputs is not None and ev.outputs:
         err = max((_error_or_inf(ev, k, floor) for k in ev.outputs), default=0.0)
@@ -500,12 +528,12 @@ def measure(ev: Evaluation, floor: float) -> dict[str, float]:
 
 
 def _error_or_inf(ev: Evaluation, key: str, floor: float) -> float:
-    ref = ev.reference(key)
-    if ref is None:
+    if ev.reference(key) is None:
         return 0.0
-    value = ev.value(key)
-    if ref.shape == value.shape and bool(
-        (~torch.isfinite(value) & torch.isfinite(as_float64(ref))).any()
-    ):
-        return math.inf
-    return ev.error(key, floor)[0]
+    summary = ev.summary(key)
+    return math.inf if summary.lost else summary.error(floor)
+
+
+def _grad_norm(ev: Evaluation) -> float:
+    """The total gradient norm: the 2-norm of every gradient's 2-norm."""
+    return math.sqrt(sum(ev.summary(k).norm ** 2 for k in ev.grads))

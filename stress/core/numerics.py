@@ -16,12 +16,14 @@ import torch
 
 __all__ = [
     "DtypeFacts",
+    "TensorSummary",
     "as_float64",
     "dtype_facts",
     "format_number",
     "max_abs",
     "norm_of",
     "normwise_error",
+    "summarize",
     "total_norm",
     "unravel",
 ]
@@ -93,6 +95,82 @@ def normwise_error(
     ).tolist()
     scale = max(largest_ref, floor)
     return largest_diff / scale, diff / scale
+
+
+@dataclass(frozen=True)
+class TensorSummary:
+    """What the checks read of one output or gradient, against its float64 reference if any."""
+
+    nonfinite: int  # NaN or inf elements
+    max_abs: float  # as :func:`max_abs`
+    norm: float  # the 2-norm, in float64
+    compared: bool  # a reference of the same shape exists: the fields below mean something
+    largest_diff: float = 0.0  # max |value - reference| where both are finite
+    largest_ref: float = 0.0  # max |reference| where both are finite
+    lost: bool = False  # non-finite somewhere the reference is finite
+
+    def error(self, floor: float) -> float:
+        """The normwise error of :func:`normwise_error`: ``inf`` when the shapes differ."""
+        if not self.compared:
+            return math.inf
+        return self.largest_diff / max(self.largest_ref, floor) if self.largest_diff else 0.0
+
+
+def summarize(
+    values: Mapping[str, torch.Tensor], references: Mapping[str, torch.Tensor] | None
+) -> dict[str, TensorSummary]:
+    """Every figure of :class:`TensorSummary` for several tensors, with one synchronisation.
+
+    The figures are those of :func:`max_abs`, :func:`norm_of` and :func:`normwise_error` computed
+    separately, in one pass per tensor; the checks then touch a tensor again only to describe a
+    violation.
+    """
+    stats: list[torch.Tensor] = []
+    layout: list[tuple[str, bool, int]] = []
+    for key, t in values.items():
+        # the value stays in its own dtype (a 16-bit tensor is a quarter of its float64 copy);
+        # reductions and the difference from the reference are computed in float64
+        v = t.detach().cpu()
+        ref = references.get(key) if references is not None else None
+        compared = ref is not None and tuple(ref.shape) == tuple(v.shape)
+        if not v.numel():
+            layout.append((key, compared, 0))
+            continue
+        magnitude = v.abs()
+        finite = magnitude < math.inf  # False for NaN too; cheaper than torch.isfinite
+        parts = [
+            finite.logical_not().sum(),
+            magnitude.nan_to_num(nan=-1.0, posinf=math.inf).max(),  # -1: every element NaN
+            torch.linalg.vector_norm(v, dtype=torch.float64),
+        ]
+        if compared:
+            assert ref is not None
+            r = as_float64(ref)
+            ref_magnitude = r.abs()
+            known = ref_magnitude < math.inf
+            both = finite & known
+            parts += [
+                torch.where(both, (r - v).abs(), 0.0).max(),
+                torch.where(both, ref_magnitude, 0.0).max(),
+                (known & ~finite).any(),
+            ]
+        stats += parts
+        layout.append((key, compared, len(parts)))
+    figures = torch.stack([s.to(torch.float64) for s in stats]).tolist() if stats else []
+    out: dict[str, TensorSummary] = {}
+    at = 0
+    for key, compared, n in layout:
+        if not n:  # an empty tensor
+            out[key] = TensorSummary(0, math.nan, 0.0, compared)
+            continue
+        f = figures[at : at + n]
+        at += n
+        largest = f[1] if f[1] >= 0 else math.nan
+        if compared:
+            out[key] = TensorSummary(int(f[0]), largest, f[2], True, f[3], f[4], bool(f[5]))
+        else:
+            out[key] = TensorSummary(int(f[0]), largest, f[2], False)
+    return out
 
 
 def norm_of(t: torch.Tensor) -> float:

@@ -204,12 +204,7 @@ class FunctionSession:
         ev.ref_outputs, ev.ref_grads = reference
         if isinstance(given, str):
             ev.reference_note = given
-        tiny = mode.facts.tiny
-        ev.subnormal_inputs = any(
-            bool(((x != 0) & (x.abs() < tiny)).any())
-            for x in ref_values.values()
-            if isinstance(x, torch.Tensor) and x.is_floating_point()
-        )
+        ev.inputs = ref_values
         ev.probe = self._prober(ref_values, ref_params)
         return ev
 

@@ -139,8 +139,8 @@ def summarize(
         magnitude = v.abs()
         finite = magnitude < math.inf  # False for NaN too; cheaper than torch.isfinite
         parts = [
-            finite.logical_not().sum(),
-            magnitude.nan_to_num(nan=-1.0, posinf=math.inf).max(),  # -1: every element NaN
+            finite.logical_not().sum(dtype=torch.float64),
+            magnitude.nan_to_num(nan=-1.0, posinf=math.inf).max().double(),  # -1: all NaN
             torch.linalg.vector_norm(v, dtype=torch.float64),
         ]
         if compared:
@@ -152,11 +152,11 @@ def summarize(
             parts += [
                 torch.where(both, (r - v).abs(), 0.0).max(),
                 torch.where(both, ref_magnitude, 0.0).max(),
-                (known & ~finite).any(),
+                (known & ~finite).sum(dtype=torch.float64),
             ]
         stats += parts
         layout.append((key, compared, len(parts)))
-    figures = torch.stack([s.to(torch.float64) for s in stats]).tolist() if stats else []
+    figures = torch.stack(stats).tolist() if stats else []
     out: dict[str, TensorSummary] = {}
     at = 0
     for key, compared, n in layout:

@@ -76,14 +76,19 @@ def test_generation_cost_per_example(benchmark: Any, shape: tuple[int, int], qui
     start = time.perf_counter()
     arrays = generate_numpy(shape, n)
     numpy_ms = (time.perf_counter() - start) / len(arrays) * 1e3
+    # and Hypothesis's own cost of a test case that draws a single integer: the floor
+    start = time.perf_counter()
+    integers = draw(hst.integers(0, 2**64), n)
+    floor_ms = (time.perf_counter() - start) / len(integers) * 1e3
     benchmark.extra_info.update(
         ms_per_example=round(per_example_ms, 4),
         hypothesis_numpy_ms_per_example=round(numpy_ms, 4),
+        hypothesis_one_integer_ms_per_example=round(floor_ms, 4),
         examples=len(drawn),
     )
     print(
         f"\n{shape}: {per_example_ms:.3f} ms to draw and materialize one example ({len(drawn)} "
-        f"examples); hypothesis.extra.numpy: {numpy_ms:.3f} ms"
+        f"examples); hypothesis.extra.numpy: {numpy_ms:.3f} ms; one integer: {floor_ms:.3f} ms"
     )
     assert drawn and drawn[0]["x"].shape == shape and arrays[0].shape == shape
 

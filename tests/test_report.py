@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import textwrap
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import stress
 from stress import ReportError, st
 from stress.integrations.cli import main
 from stress.report.compare import FailOn, compare_reports, parse_fail_on
+from stress.report.model import Finding
 from stress.report.storage import load_report, write_report
 
 SCHEMA = json.loads((Path(stress.__file__).parent / "report" / "schema.json").read_text())
@@ -82,6 +84,16 @@ def test_the_replay_command_names_the_report(naive_run: Path) -> None:
     html = (naive_run / "report.html").read_text()
     assert f"stress replay {naive_run} '" in md and f"stress replay {naive_run} " in html
     assert "REPORT" not in md
+
+
+@pytest.mark.parametrize("key", ["out", "grad['x']", 'grad["w"]'])
+def test_a_replay_command_pastes_into_a_shell(key: str) -> None:
+    finding = Finding(
+        "seeds.loss", "fp16", "finite_gradients", "m", {}, key=key, inputs_file="f", source="s"
+    )
+    command = finding.replay_command("reports/run 1")
+    assert command is not None
+    assert shlex.split(command) == ["stress", "replay", "reports/run 1", finding.id]
 
 
 def test_round_trip(naive_run: Path, tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
+import shlex
 import uuid
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -59,7 +61,7 @@ class Finding:
         """The command that re-runs this finding from its stored counterexample."""
         if not (self.source and self.inputs_file):
             return None
-        return f"stress replay {report_dir or '<report-dir>'} '{self.id}'"
+        return f"stress replay {_shell_word(report_dir or '<report-dir>')} {_shell_word(self.id)}"
 
     def __str__(self) -> str:
         from .render import finding_text
@@ -268,3 +270,11 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
 def _load(cls: type, data: dict[str, Any]) -> Any:
     names = {f.name for f in fields(cls)} - {"inputs"}
     return cls(**{k: x for k, x in data.items() if k in names})
+
+
+def _shell_word(text: str) -> str:
+    """``text`` quoted for a POSIX shell, readably: ``'…'``, or ``"…"`` around a single quote
+    (``grad['x']``), falling back to :func:`shlex.quote`."""
+    if "'" in text and not re.search(r'["$`\\!]', text):
+        return f'"{text}"'
+    return shlex.quote(text)

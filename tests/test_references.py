@@ -108,6 +108,21 @@ def test_a_kernel_without_float64_is_unverified_not_passed() -> None:
     )
     (result,) = report.results
     assert result.status == Status.UNVERIFIED and "no float64 reference" in (result.reason or "")
+    # the one-line verdict says OK, and the next line why it checked less than asked
+    assert f"{result.id} unverified: no float64 reference" in str(report)
+
+
+def test_a_reference_that_cannot_take_the_arguments_is_refused_up_front() -> None:
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return x.mean()
+
+    def mean_of_two(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (x + y).mean()
+
+    with pytest.raises(stress.InvalidArgument, match=r"reference=.*mean_of_two cannot be called"):
+        stress.target(mean, x=st.tensors((2,)), reference=mean_of_two)
+    with pytest.raises(stress.InvalidArgument, match=r"reference='torch:meen'.*include mean"):
+        stress.target(mean, x=st.tensors((2,)), reference="torch:meen")
 
 
 def test_a_kernel_without_float64_is_checked_against_a_float32_reference_and_its_error_found() -> (

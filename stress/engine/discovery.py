@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import sys
@@ -108,7 +109,10 @@ def load_object(ref: str) -> Any:
             obj = getattr(obj, part)
     except AttributeError:
         public = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
+        close = difflib.get_close_matches(attr, public, n=5) or public[:10]
+        more = f" and {len(public) - len(close)} more" if len(public) > len(close) else ""
         raise InvalidArgument(
-            f"module {module_ref!r} has no attribute {attr!r}; callables there: {public}"
+            f"module {module_ref!r} has no attribute {attr!r}; callables there include "
+            f"{', '.join(close) or 'none'}{more}"
         ) from None
     return obj

@@ -120,7 +120,9 @@ def resolve_reference(
 ) -> tuple[Callable[..., Any], str]:
     """The reference callable and how to name it in messages."""
     if callable(spec):
-        return spec, getattr(spec, "__qualname__", repr(spec))
+        return _callable_with(spec, target_name, arguments), getattr(
+            spec, "__qualname__", repr(spec)
+        )
     if spec == "torch":
         name = target_name.rsplit(".", 1)[-1]
         for op, fn in TORCH_REFERENCES.items():
@@ -141,7 +143,29 @@ def resolve_reference(
         )
     from .discovery import load_object
 
-    fn = load_object(spec)
+    try:
+        fn = load_object(spec)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{target_name}: reference={spec!r}: {e}") from None
     if not callable(fn):
-        raise InvalidArgument(f"reference={spec!r} is not callable")
-    return fn, spec
+        raise InvalidArgument(f"{target_name}: reference={spec!r} is not callable")
+    return _callable_with(fn, target_name, arguments), spec
+
+
+def _callable_with(
+    fn: Callable[..., Any], target_name: str, arguments: list[str]
+) -> Callable[..., Any]:
+    """``fn``, once its signature accepts the target's arguments by name (as it is called)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return fn  # a builtin without a signature: the call itself will say
+    try:
+        signature.bind(**dict.fromkeys(arguments))
+    except TypeError as e:
+        name = getattr(fn, "__qualname__", repr(fn))
+        raise InvalidArgument(
+            f"{target_name}: reference={name} cannot be called with the target's arguments "
+            f"({', '.join(arguments)}): {e}; accepted: ({', '.join(signature.parameters)})"
+        ) from None
+    return fn

@@ -104,6 +104,9 @@ def finding_text(f: Finding, report_dir: str | None = None) -> str:
     return "\n".join(lines)
 
 
+_UNCHECKED = frozenset({Status.UNVERIFIED, Status.UNSUPPORTED})
+
+
 def report_text(report: Report) -> str:
     """A one-line verdict, then every finding that fails the run."""
     counts: dict[str, int] = {}
@@ -116,7 +119,8 @@ def report_text(report: Report) -> str:
         f"{len(report.findings)} findings{partial})"
     ]
     for r in report.results:
-        if r.status.fails_run and r.reason:
+        # a run that passes can still have checked less than asked: say why
+        if r.reason and (r.status.fails_run or r.status in _UNCHECKED):
             lines.append(f"{r.id} {r.status}: {r.reason}")
     lines += [str(f) for f in report.unexpected]
     return "\n".join(lines)

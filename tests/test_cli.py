@@ -109,11 +109,47 @@ def test_usage_errors_exit_2_with_a_one_line_message(
     assert needle in err and "Traceback" not in err
 
 
-def test_unknown_mode_is_rejected_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--modes", "fp8"], "unknown mode 'fp8'"),
+        (["run", "--max-examples", "-5"], "must be an integer >= 1, got '-5'"),
+        (["bogus"], "invalid choice: 'bogus'"),
+    ],
+)
+def test_the_parser_rejects_bad_flags_in_one_line(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as e:
-        main(["run", "--modes", "fp8"])
+        main(argv)
     assert e.value.code == 2
-    assert "unknown mode 'fp8'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert needle in err and "--help" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_inputs_that_cannot_work_stop_the_run_before_any_job(
+    suites_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken_suite.py"
+    broken.write_text("import stress\nx = (\n")
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("")
+    not_json = tmp_path / "baseline.json"
+    not_json.write_text("{not json")
+    seeds = str(suites_dir / "seeds.py")
+    reports = tmp_path / "reports"
+    for argv, needle in [
+        (["run", str(broken)], f"cannot import {str(broken)!r}: SyntaxError: '(' was never closed"),
+        ([seeds, "--report-dir", str(a_file)], f"report_dir={str(a_file)!r} is a file"),
+        ([seeds, "--baseline", str(not_json)], "cannot read report"),
+    ]:
+        argv = argv if argv[0] == "run" else ["run", *argv]
+        if "--report-dir" not in argv:
+            argv += ["--report-dir", str(reports)]
+        assert main([*argv, "--no-progress"]) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and "Traceback" not in err, err
+        assert not any(reports.glob("*/journal.jsonl")), "a job ran"
 
 
 def test_fuzz_infers_strategies_from_parameter_names(

@@ -6,6 +6,7 @@ import difflib
 import importlib
 import importlib.util
 import sys
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -37,8 +38,21 @@ def _import_file(path: Path) -> ModuleType:
     folder = str(path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)  # lets a suite import helpers that sit beside it
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise InvalidArgument(f"cannot import {str(path)!r}: {_where(e)}") from e
     return module
+
+
+def _where(e: BaseException) -> str:
+    """``SyntaxError: invalid syntax (suite.py:3)``: the error and the line it was raised at."""
+    if isinstance(e, SyntaxError):
+        return f"SyntaxError: {e.msg} ({e.filename}:{e.lineno})"
+    frames = traceback.extract_tb(e.__traceback__)
+    at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(e).__name__}: {e}{at}"
 
 
 def _targets_in(module: ModuleType, prefix: str, origin: str) -> list[BaseTarget]:

@@ -47,6 +47,18 @@ GiB = 2**30
 OnResult = Callable[[Result, list[Finding]], None]
 
 
+def _make_report_dir(folder: Path) -> None:
+    """Fail before any job runs when the reports cannot be written where asked."""
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgument(f"report_dir={str(folder)!r} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument(
+            f"report_dir={str(folder)!r}: cannot create it ({e.strerror})"
+        ) from None
+
+
 def run(
     targets: Iterable[BaseTarget],
     *,
@@ -62,6 +74,8 @@ def run(
     report is written into ``report_dir/<run-id>/`` at the end, also when interrupted.
     """
     opts = RunOptions(**options)
+    if report_dir is not None:
+        _make_report_dir(Path(report_dir))
     targets = list(targets)
     modes = resolve_modes(opts.modes, opts.device)
     workers = opts.workers

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -33,8 +33,15 @@ FAIL_ON_HELP = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line: the usage block is one ``--help`` away."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stress", description="Property-based numerical stress testing for PyTorch."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -116,12 +123,11 @@ def _folder(path: str) -> Path:
 
 
 def _compare(
-    base_path: str, report: Any, fail_on: Any, console: Console, markdown: str | None = None
+    baseline: Any, report: Any, fail_on: Any, console: Console, markdown: str | None = None
 ) -> int:
     from ..report.compare import compare_reports
-    from ..report.storage import load_report
 
-    comparison = compare_reports(load_report(base_path), report, fail_on)
+    comparison = compare_reports(baseline, report, fail_on)
     for w in comparison.warnings:
         console.print(f"warning: {w}", markup=False)
     table = Table(
@@ -141,7 +147,9 @@ def _other_command(args: argparse.Namespace, console: Console) -> int:
     from ..report.storage import load_report, publish_report, write_report
 
     if args.command == "compare":
-        return _compare(args.baseline, load_report(args.new), args.fail_on, console, args.markdown)
+        return _compare(
+            load_report(args.baseline), load_report(args.new), args.fail_on, console, args.markdown
+        )
     if args.command == "replay":
         from .replay import replay
 
@@ -289,7 +297,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _other_command(args, console)
         from ..core.options import RunOptions
         from ..engine.runner import run
+        from ..report.storage import load_report
 
+        # a baseline that cannot be read fails now, not after the whole run
+        baseline = load_report(args.baseline) if getattr(args, "baseline", None) else None
         targets = _collect(args)
         if not targets:
             where = " ".join(args.paths) + (
@@ -311,9 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{report.run_id}: {'OK' if report.ok else 'FAILED'}\nreport: {report.settings.get('report_path')}",
         markup=False,
     )
-    if getattr(args, "baseline", None):
+    if baseline is not None:
         try:
-            return _compare(args.baseline, report, args.fail_on, console)
+            return _compare(baseline, report, args.fail_on, console)
         except StressError as e:
             err.print(f"stress run: {e}", markup=False, highlight=False)
             return EXIT_USAGE

@@ -95,8 +95,7 @@ def _call(
         args[name] = v
     if isinstance(fn, torch.nn.Module):
         fn = copy.deepcopy(fn).to(dtype)
-        if wrt is None:
-            leaves.update(fn.named_parameters())
+        leaves.update((n, p) for n, p in fn.named_parameters() if wrt is None or n in wrt)
     with _autocast(autocast):
         out = fn(**args)
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():

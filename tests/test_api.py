@@ -185,3 +185,22 @@ def test_bad_options_are_named_with_what_is_accepted(call: Any, needle: str) -> 
     with pytest.raises(stress.InvalidArgument) as e:
         call()
     assert needle in str(e.value)
+
+
+def test_wrt_takes_one_name_or_a_modules_parameter() -> None:
+    from stress.engine.evaluation import FunctionSession
+
+    linear = torch.nn.Linear(4, 3)
+    target = stress.target(linear, input=st.activations(("B", 4)), wrt="weight")
+    assert target.options.wrt == ("weight",)  # one name, not its letters
+    ev = FunctionSession(target, stress.Mode("fp32")).evaluate({"input": torch.ones(2, 4)})
+    assert set(ev.grads) == {"grad['weight']"}
+    with pytest.raises(
+        stress.InvalidArgument, match=r"not arguments or parameters \['weight', 'bias'\]"
+    ):
+        stress.target(linear, input=st.activations(("B", 4)), wrt=("wieght",))
+
+
+def test_fuzz_takes_every_run_option_it_documents() -> None:
+    documented = {f.name for f in fields(RunOptions)}
+    assert documented <= set(inspect.signature(stress.fuzz).parameters)

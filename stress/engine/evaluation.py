@@ -287,11 +287,10 @@ class FunctionSession:
                     leaves[f"grad[{k!r}]"] = x
             args[k] = x
         call_params = {n: p.to(device).detach() for n, p in params.items()}
-        if wrt is None:
-            for n, p in call_params.items():
-                if p.is_floating_point():
-                    p.requires_grad_(True)
-                    leaves[f"grad[{n!r}]"] = p
+        for n, p in call_params.items():
+            if p.is_floating_point() and (wrt is None or n in wrt):
+                p.requires_grad_(True)
+                leaves[f"grad[{n!r}]"] = p
         try:
             if fn is not None:
                 call: Callable[[], Any] = lambda: fn(**args)  # noqa: E731

@@ -148,10 +148,13 @@ def make_target(
 
         resolve_reference(options.reference, label, list(arguments))  # fails now, not in a worker
     if options.wrt is not None:
-        bad = [w for w in options.wrt if w not in arguments]
+        weights = [n for n, _ in fn.named_parameters()] if isinstance(fn, torch.nn.Module) else []
+        bad = [w for w in options.wrt if w not in arguments and w not in weights]
         if bad:
+            also = f" or parameters {weights}" if weights else ""
             raise InvalidArgument(
-                f"{label}: wrt={options.wrt!r} names {bad}, which are not arguments; arguments are {list(arguments)}"
+                f"{label}: wrt={options.wrt!r} names {bad}, which are not arguments{also}; "
+                f"arguments are {list(arguments)}"
             )
     return Target(
         fn=fn,

@@ -95,6 +95,10 @@ def test_k_filters_targets(
             "cannot parse strategy",
         ),
         (
+            ["fuzz", "torch.nn.functional:softmax", "--arg", "input=logits"],
+            'call the builder, e.g. \'logits(("B", "D"))\'',
+        ),
+        (
             ["fuzz", "torch.nn.functional:cosine_embedding_loss"],
             "cannot infer a strategy for parameter 'input1'",
         ),

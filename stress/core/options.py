@@ -119,11 +119,12 @@ class TargetOptions:
         ctx = type(self).__name__
         v.check_type("name", self.name, str, allow_none=True, context=ctx)
         v.check_type("reason", self.reason, str, allow_none=True, context=ctx)
-        expect = parse_expectations(self.expect, MODE_NAMES)
+        given = self.expect
+        expect = parse_expectations(given, MODE_NAMES)
         object.__setattr__(self, "expect", expect)
         if any(e.kind != "pass" for e in expect.values()) and not self.reason:
             raise InvalidArgument(
-                f"expect={self.expect!r} needs reason='...': say in one line why it fails"
+                f"expect={given!r} needs reason='...': say in one line why it fails"
             )
         if self.modes is not None:
             object.__setattr__(self, "modes", _check_modes("modes", self.modes, ctx))

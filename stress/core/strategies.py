@@ -543,6 +543,13 @@ def parse(expression: str) -> ArgumentStrategy:
         raise InvalidArgument(
             f"cannot parse strategy {expression!r} ({type(e).__name__}: {e}); builders are {', '.join(_BUILDERS)}"
         ) from None
+    if callable(value) and getattr(value, "__name__", None) in _BUILDERS:
+        raise InvalidArgument(
+            f'strategy {expression!r}: call the builder, e.g. \'{value.__name__}(("B", "D"))\''
+        )
     if not isinstance(value, ArgumentStrategy):
-        raise InvalidArgument(f"strategy {expression!r} gave {value!r}, not a strategy")
+        raise InvalidArgument(
+            f"strategy {expression!r} gave {type(value).__name__} {value!r}, not a strategy; "
+            f"builders are {', '.join(_BUILDERS)}"
+        )
     return value

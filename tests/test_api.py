@@ -161,7 +161,10 @@ def test_the_public_surface_is_the_package() -> None:
 @pytest.mark.parametrize(
     ("call", "needle"),
     [
-        (lambda: stress.fuzz(fn, x=st.tensors((2,)), modes=("fp64",)), "mode='fp64'"),
+        (
+            lambda: stress.fuzz(fn, x=st.tensors((2,)), modes=("fp64",)),
+            "unknown mode 'fp64'; accepted modes are fp32",
+        ),
         (lambda: stress.fuzz(fn, x=st.tensors((2,)), deadline=0), "deadline=0"),
         (lambda: stress.fuzz(fn, x=st.tensors((2,)), jobs=-1), "jobs=-1"),
         (lambda: stress.fuzz(fn, x=st.tensors((2,)), reference_dtype="int8"), "reference_dtype"),

@@ -78,21 +78,33 @@ def test_bad_options_are_usage_errors(suite: pytest.Pytester) -> None:
     result.stderr.fnmatch_lines(["*shard must be i/n with 0 <= i < n*"])
 
 
-def test_marker_keywords_are_validated(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        (
+            'modez=("fp32",)',
+            "*@pytest.mark.stress takes keywords only; got unknown *modez*accepted: backward_error*",
+        ),
+        ('modes=("fp17",)', "*test_it: @pytest.mark.stress: *unknown mode 'fp17'*"),
+        ("max_examples=-1", "*test_it: @pytest.mark.stress: *max_examples*"),
+    ],
+)
+def test_marker_keywords_and_values_are_validated_at_collection(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
     pytester.makepyfile(
-        test_marked="""
+        test_marked=f"""
         import pytest
 
-        @pytest.mark.stress(modez=("fp32",))
+        @pytest.mark.stress({marker})
         def test_it(stress_fuzz):
             pass
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*@pytest.mark.stress takes keywords only; got unknown *modez*accepted: backward_error*"]
-    )
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
 
 
 def test_report_merges_items_and_fuzz_calls_from_ordinary_tests(suite: pytest.Pytester) -> None:

@@ -62,9 +62,11 @@ def _check_modes(name: str, value: object, context: str) -> tuple[str, ...]:
         )
     # a Mode object stands for its label ("fp16", "fp16@cuda")
     modes = tuple(m.strip() if isinstance(m, str) else getattr(m, "label", m) for m in items)
-    for m in modes:
-        if not isinstance(m, str) or _mode_name(m) not in MODE_NAMES:
-            v.check_choice("mode", m, MODE_NAMES, context=context)
+    bad = [m for m in modes if not isinstance(m, str) or _mode_name(m) not in MODE_NAMES]
+    if bad:
+        raise InvalidArgument(
+            f"{name}={value!r}: unknown mode {bad[0]!r}; accepted modes are {', '.join(MODE_NAMES)}"
+        )
     return tuple(str(m) for m in modes)
 
 

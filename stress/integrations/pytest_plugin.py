@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ import pytest
 
 from ..core.options import FunctionOptions, RunOptions
 from ..engine.events import LISTENERS
+from ..errors import StressError
 from .flags import add_run_flags, in_shard
 
 _DECLARES = re.compile(r"@stress\.(step_)?target\b|stress\.(step_)?target\(")
@@ -247,6 +248,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 f"{'positional arguments ' + repr(marker.args) if marker.args else 'unknown ' + repr(unknown)}; "
                 f"accepted: {', '.join(sorted(MARKER_KEYWORDS))}"
             )
+        _check_marker_values(item.nodeid, marker.kwargs)
     if shard is None:
         return
     keep = [i for i in items if in_shard(_shard_key(i), shard) or not _sharded(i)]
@@ -254,6 +256,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+def _check_marker_values(nodeid: str, kwargs: Mapping[str, Any]) -> None:
+    """A bad value in the marker stops collection, as a bad key does, not the test at run time.
+
+    ``expect`` and ``reason`` are left to the call: one may be given there and the other here.
+    """
+    try:
+        RunOptions(**{k: x for k, x in kwargs.items() if k in RunOptions.names()})
+        FunctionOptions(
+            **{
+                k: x
+                for k, x in kwargs.items()
+                if k in FunctionOptions.names() and k not in ("expect", "reason")
+            }
+        )
+    except StressError as e:
+        raise pytest.UsageError(f"{nodeid}: @pytest.mark.stress: {e}") from None
 
 
 def _sharded(item: pytest.Item) -> bool:

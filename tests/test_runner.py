@@ -78,6 +78,10 @@ def test_a_user_exception_is_a_finding_with_its_traceback() -> None:
     assert finding.check == "exception" and "ValueError: batch too large" in finding.message
     assert finding.counterexample == {"x": "tensors(B=3)"}  # shrunk to the smallest failing size
     assert "picky" in (finding.traceback or "")
+    # the user's own line, not torch-stress's frames, and the message only once
+    line = picky.__code__.co_firstlineno + 2
+    assert f"raised at {__file__}:{line} in picky" in str(finding)
+    assert str(finding).count("batch too large") == 1
 
 
 def exp_sum(x: torch.Tensor) -> torch.Tensor:

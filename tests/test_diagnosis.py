@@ -141,7 +141,8 @@ def test_an_unknown_mechanism_still_gets_op_line_and_statistics_in_the_finding()
     assert d["inputs"]["max"] == 1.0 and d["output"]["inf"] >= 1
     assert "no known mechanism" in d["explanation"]
     text = str(finding)  # the statistics are in the finding itself, not only in `stress explain`
-    assert "inputs: min" in text and "output: min" in text
+    assert "inputs: min 1, max 1" in text
+    assert "output: no finite value, 0 zeros, 1 inf" in text  # not "min nan, max nan"
 
 
 class Softmaxish(torch.nn.Module):
@@ -273,6 +274,16 @@ def test_a_quotient_that_overflows_is_named() -> None:
     )
     d = diagnosis_of(report, "finite_forward")
     assert d["mechanism"] == "quotient overflow" and d["op"] == "aten::div", d
+
+
+def mean_over_empty(x: torch.Tensor) -> torch.Tensor:
+    return x.sum() / 0  # a count that came out 0
+
+
+def test_a_division_by_the_constant_zero_is_named() -> None:
+    report = stress.fuzz(mean_over_empty, x=st.tensors((2,)), modes=("fp32",), profile="ci")
+    d = diagnosis_of(report, "finite_forward")
+    assert d["mechanism"] == "division by zero" and "the constant 0" in d["explanation"], d
 
 
 def root_mean_square(x: torch.Tensor) -> torch.Tensor:

@@ -407,10 +407,16 @@ def _quotient_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | 
         smallest = abs(r.scalars[0])
     else:
         return None
+    why = (
+        "masked entries at finfo.min divided by a temperature < 1 overflow"
+        if numerator["max_abs"] >= _dtype_max(r) / 10
+        else "a divisor that underflowed toward 0, such as exp of a large negative number, "
+        "makes any numerator overflow"
+    )
     return (
         f"quotient overflow in {r.dtype}: values up to {numerator['max_abs']:.4g} divided by values "
-        f"down to {smallest:.4g} exceed {_dtype_max(r):.6g} — rescale the numerator first (masked "
-        f"entries at finfo.min divided by a temperature < 1 overflow), or divide in {_wider(r.dtype)}"
+        f"down to {smallest:.4g} exceed {_dtype_max(r):.6g} — rescale the numerator first ({why}), "
+        f"or divide in {_wider(r.dtype)}"
     )
 
 
@@ -468,11 +474,11 @@ def _log_of_zero(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
 
 
 def _division_by_zero(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
-    if (
-        r.op not in ("aten::div", "aten::reciprocal", "aten::rsqrt")
-        or not r.output.get("inf")
-        or not r.inputs.get("zeros")
-    ):
+    if r.op not in ("aten::div", "aten::reciprocal", "aten::rsqrt") or not r.output.get("inf"):
+        return None
+    if r.op == "aten::div" and len(r.arguments) == 1 and r.scalars and r.scalars[0] == 0:
+        return "division by zero: the divisor is the constant 0 (a count or length that can be 0?) — guard it, e.g. max(n, 1)"
+    if not r.inputs.get("zeros"):
         return None
     return "division by zero: the denominator has exact zeros (a zero norm, variance or count) — clamp it with an eps that survives in this dtype"
 

@@ -64,12 +64,13 @@ def stats_text(s: dict[str, float]) -> str:
     """``min … max …`` of an op's input or output, as the diagnosis records them."""
     if not s:
         return "no floating values"
-    parts = [
-        f"min {s['min']:.4g}",
-        f"max {s['max']:.4g}",
-        f"max |x| {s['max_abs']:.4g}",
-        f"{int(s['zeros'])} zeros",
-    ]
+    finite = s["numel"] - s.get("inf", 0) - s.get("nan", 0)
+    parts = (
+        [f"min {s['min']:.4g}", f"max {s['max']:.4g}", f"max |x| {s['max_abs']:.4g}"]
+        if finite
+        else ["no finite value"]
+    )
+    parts.append(f"{int(s['zeros'])} zeros")
     if s.get("inf") or s.get("nan"):
         parts.append(f"{int(s['inf'])} inf, {int(s['nan'])} nan")
     return ", ".join(parts) + f" (of {int(s['numel'])})"

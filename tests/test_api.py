@@ -177,6 +177,10 @@ def test_the_public_surface_is_the_package() -> None:
             "expect='error' needs reason=",
         ),
         (
+            lambda: stress.fuzz(fn, x=st.tensors((2,)), reference_dtype=torch.float32),
+            "reference_dtype=torch.float32 without reference=",
+        ),
+        (
             lambda: stress.target(fn, x=st.tensors((2,)), gradient_tolerances={"fp16": -1}),
             "gradient_tolerances['fp16']=-1",
         ),

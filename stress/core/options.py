@@ -236,6 +236,11 @@ class FunctionOptions(TargetOptions):
                 f"reference={self.reference!r}: must be a function, 'torch' or 'module:function'"
             )
         if self.reference_dtype is not None:
+            if self.reference is None:
+                raise InvalidArgument(
+                    f"reference_dtype={self.reference_dtype!r} without reference=: it is the dtype "
+                    "the reference runs in; give reference= too, or drop it"
+                )
             object.__setattr__(
                 self, "reference_dtype", _dtype("reference_dtype", self.reference_dtype)
             )

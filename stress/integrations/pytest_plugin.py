@@ -258,19 +258,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+_PAIRED = frozenset({"expect", "reason", "reference", "reference_dtype"})
+
+
 def _check_marker_values(nodeid: str, kwargs: Mapping[str, Any]) -> None:
     """A bad value in the marker stops collection, as a bad key does, not the test at run time.
 
-    ``expect`` and ``reason`` are left to the call: one may be given there and the other here.
+    Options that only make sense together (``expect`` and ``reason``, ``reference`` and
+    ``reference_dtype``) are left to the call: one may be given there and the other here.
     """
     try:
         RunOptions(**{k: x for k, x in kwargs.items() if k in RunOptions.names()})
         FunctionOptions(
-            **{
-                k: x
-                for k, x in kwargs.items()
-                if k in FunctionOptions.names() and k not in ("expect", "reason")
-            }
+            **{k: x for k, x in kwargs.items() if k in FunctionOptions.names() and k not in _PAIRED}
         )
     except StressError as e:
         raise pytest.UsageError(f"{nodeid}: @pytest.mark.stress: {e}") from None

@@ -96,6 +96,25 @@ def test_a_replay_command_pastes_into_a_shell(key: str) -> None:
     assert shlex.split(command) == ["stress", "replay", "reports/run 1", finding.id]
 
 
+def test_a_small_counterexample_is_shown_by_value() -> None:
+    from stress.report.render import counterexample_text
+
+    def finding(x: torch.Tensor) -> Finding:
+        return Finding(
+            "t",
+            "fp16",
+            "error",
+            "m",
+            {"x": "logits(B=1, C=2)", "t": "0.07"},
+            inputs={"x": x, "t": 0.07},
+        )
+
+    assert counterexample_text(finding(torch.tensor([[100.0, -3.25]]))) == (
+        "x=logits(B=1, C=2) = [[100, -3.25]], t=0.07"
+    )
+    assert counterexample_text(finding(torch.zeros(3, 3))) == "x=logits(B=1, C=2), t=0.07"
+
+
 def test_round_trip(naive_run: Path, tmp_path: Path) -> None:
     report = load_report(naive_run)
     write_report(report, tmp_path)

@@ -279,7 +279,7 @@ def test_findings_keep_their_inputs_for_replay(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(x=st.tensors(("B",)), modes=("fp64",)), "mode='fp64'"),
+        (dict(x=st.tensors(("B",)), modes=("fp64",)), "unknown mode 'fp64'"),
         (dict(x=st.tensors(("B",)), device="gpu"), "device='gpu'"),
         (dict(x=st.tensors(("B",)), profile="fast"), "profile='fast'"),
         (dict(x=st.tensors(("B",)), max_examples=0), "max_examples=0"),

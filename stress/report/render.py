@@ -55,9 +55,28 @@ def figures_text(figures: dict[str, float]) -> str:
     return ", ".join(f"{_FIGURES.get(k, k)} = {v:.4g}" for k, v in figures.items())
 
 
+# a tensor input this small is shown by value beside its recipe
+SHOWN_ELEMENTS = 8
+
+
 def counterexample_text(f: Finding) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in f.counterexample.items())
+    inputs = f.inputs or {}
+    text = ", ".join(f"{k}={v}{_values(inputs.get(k))}" for k, v in f.counterexample.items())
     return text if f.shrunk else f"{text} (as first found, not shrunk)"
+
+
+def _values(x: Any) -> str:
+    """`` = [[100, -3.5]]`` for a tensor of at most ``SHOWN_ELEMENTS`` elements, else nothing."""
+    numel = getattr(x, "numel", None)
+    if numel is None or not 0 < numel() <= SHOWN_ELEMENTS:
+        return ""
+    return f" = {_nested(x.tolist())}"
+
+
+def _nested(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_nested(x) for x in v) + "]"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def stats_text(s: dict[str, float]) -> str:

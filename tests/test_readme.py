@@ -11,7 +11,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+# each Python example, and the output the README shows under it ("" when it shows none)
+EXAMPLES = re.findall(r"```python\n(.*?)```(?:\n```text\n(.*?)```)?", README, flags=re.S)
+BLOCKS = [block for block, _ in EXAMPLES]
+
+
+def shows(printed: str, expected: str) -> bool:
+    """``printed`` is ``expected`` up to line wrapping, where ``…`` stands for anything."""
+    parts = [re.escape(p) for p in " ".join(expected.split()).split("…")]
+    return re.fullmatch(".*?".join(parts), " ".join(printed.split())) is not None
 
 
 def test_the_readme_has_examples() -> None:
@@ -35,12 +43,19 @@ def test_every_python_example_runs(index: int, tmp_path: Path) -> None:
             "test_example.py",
         ]
     else:
-        (tmp_path / "example.py").write_text(block)
-        argv = [sys.executable, "example.py"]
+        # named as the shown output names it (the diagnosis quotes file:line)
+        named = re.search(r"(\w+\.py):\d+", EXAMPLES[index][1])
+        script = named.group(1) if named else "example.py"
+        (tmp_path / script).write_text(block)
+        argv = [sys.executable, script]
     done = subprocess.run(
         argv, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    expected = EXAMPLES[index][1]
+    assert not expected or shows(done.stdout, expected), (
+        f"README.md shows:\n{expected}\nthe example prints:\n{done.stdout}"
+    )
 
 
 def test_the_atlas_matrix_is_the_suites() -> None:

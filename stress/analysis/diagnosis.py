@@ -30,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from ..core.modes import Mode
 from ..report.render import describe_diagnosis, stats_text
 
-__all__ = ["MECHANISMS", "Diagnosis", "OpRecord", "diagnose"]
+__all__ = ["MECHANISMS", "Diagnosis", "OpRecord", "diagnose", "user_frame_from_text"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _STRESS_DIR = os.path.dirname(os.path.dirname(__file__))
@@ -156,7 +156,8 @@ def _frames_from(frame: FrameType | None) -> Iterator[tuple[str, int, str]]:
 _TB_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
-def _user_frame_from_text(text: str) -> str | None:
+def user_frame_from_text(text: str) -> str | None:
+    """The user's line in a formatted traceback (``file.py:12 in fn``), as :func:`_user_frame`."""
     frames = [(m.group(1), int(m.group(2)), m.group(3)) for m in _TB_LINE.finditer(text)]
     return _user_frame(reversed(frames))
 
@@ -208,7 +209,7 @@ class _Tracer(TorchDispatchMode):
             # anomaly mode keeps the forward stack on the node, as a list of formatted lines
             tb: Any = getattr(node, "metadata", {}).get("traceback_")
             text = "".join(tb) if isinstance(tb, list) else tb
-            location = _user_frame_from_text(text) if isinstance(text, str) else None
+            location = user_frame_from_text(text) if isinstance(text, str) else None
             phase = "backward"
         else:
             location, phase = _user_frame(_frames_from(sys._getframe(1))), "forward"

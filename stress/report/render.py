@@ -3,10 +3,6 @@ pytest, ``report.md`` and ``report.html``."""
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import os
-import re
 from typing import TYPE_CHECKING, Any
 
 from ..core.outcomes import Outcome, Status
@@ -21,7 +17,6 @@ __all__ = [
     "figures_text",
     "finding_headline",
     "finding_text",
-    "raised_at",
     "report_text",
     "stats_text",
 ]
@@ -122,37 +117,15 @@ def finding_text(f: Finding, report_dir: str | None = None) -> str:
             lines.append(f"    inputs: {stats_text(f.diagnosis.get('inputs', {}))}")
             lines.append(f"    output: {stats_text(f.diagnosis.get('output', {}))}")
     if f.traceback:
-        where = raised_at(f.traceback)
+        from ..analysis.diagnosis import user_frame_from_text
+
+        where = user_frame_from_text(f.traceback)
         if where:
             lines.append(f"  raised at {where}")
     replay = f.replay_command(report_dir) if report_dir else None
     if replay:
         lines.append(f"  replay: {replay}")
     return "\n".join(lines)
-
-
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>.+)$', re.M)
-
-
-@functools.cache
-def _library_dirs() -> tuple[str, ...]:
-    """Where torch-stress and torch live: frames there are not the user's code."""
-    dirs = [os.path.dirname(os.path.dirname(__file__))]
-    spec = importlib.util.find_spec("torch")
-    if spec is not None and spec.origin:
-        dirs.append(os.path.dirname(spec.origin))
-    return tuple(d + os.sep for d in dirs)
-
-
-def raised_at(traceback_text: str) -> str | None:
-    """``path:line in function`` of the innermost frame of a traceback in the user's code."""
-    frames = [
-        m for m in _FRAME.finditer(traceback_text) if not m["file"].startswith(_library_dirs())
-    ]
-    if not frames:
-        return None
-    last = frames[-1]
-    return f"{last['file']}:{last['line']} in {last['fn']}"
 
 
 _UNCHECKED = frozenset({Status.UNVERIFIED, Status.UNSUPPORTED})

@@ -259,3 +259,35 @@ def test_the_suites_fixed_kernels_pass_in_every_mode(
     assert len(results) == 5 and all(r.status == Status.PASSED for r in results), [
         (r.mode, r.status, r.reason) for r in results
     ]
+
+
+def test_the_cli_reference_torch_takes_a_function_named_after_the_op(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the README's `stress fuzz kernels.py:masked_max --reference torch`: the target's name is
+    # "kernels.py:masked_max", whose last word is the op
+    module = tmp_path / "kernels.py"
+    module.write_text(
+        "def masked_max(x, mask):\n    return x.masked_fill(~mask, -1e9).amax(-1)\n"
+    )
+    code = main(
+        [
+            "fuzz",
+            f"{module}:masked_max",
+            "--arg",
+            "x=activations(('B', 'L'), min_value=-10, max_value=10)",
+            "--arg",
+            "mask=masks(('B', 'L'))",
+            "--reference",
+            "torch",
+            "--modes",
+            "fp32",
+            "--profile",
+            "ci",
+            "--no-progress",
+            "--report-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1 and "reference_mismatch failed" in out and "torch masked_max" in out

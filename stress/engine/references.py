@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -124,7 +125,8 @@ def resolve_reference(
             spec, "__qualname__", repr(spec)
         )
     if spec == "torch":
-        name = target_name.rsplit(".", 1)[-1]
+        # "kernels.py:softmax", "pkg.kernels:softmax", "suite::cell" or a qualified name
+        name = re.split(r"[.:]", target_name)[-1]
         for op, fn in TORCH_REFERENCES.items():
             if name == op or name.endswith("_" + op):
                 accepted = _parameters(fn)

@@ -108,6 +108,12 @@ def test_total_norm_of_float16_gradients_does_not_overflow() -> None:
     assert math.isclose(total_norm(grads), 120000.0, rel_tol=1e-3)
 
 
+def test_total_norm_of_float64_gradients_stays_in_float64() -> None:
+    # float64 gradients (a reference model's) beyond float32's range, beside a float32 one
+    grads = [torch.full((4,), 1e100, dtype=F64), torch.ones(2)]
+    assert math.isclose(total_norm(grads), 2e100, rel_tol=1e-12)
+
+
 def test_error_check_catches_a_planted_bias_and_passes_rounding() -> None:
     ref = torch.linspace(1, 2, 5, dtype=F64)
     check = Float64Agreement({}, 1.0)

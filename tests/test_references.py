@@ -267,9 +267,7 @@ def test_the_cli_reference_torch_takes_a_function_named_after_the_op(
     # the README's `stress fuzz kernels.py:masked_max --reference torch`: the target's name is
     # "kernels.py:masked_max", whose last word is the op
     module = tmp_path / "kernels.py"
-    module.write_text(
-        "def masked_max(x, mask):\n    return x.masked_fill(~mask, -1e9).amax(-1)\n"
-    )
+    module.write_text("def masked_max(x, mask):\n    return x.masked_fill(~mask, -1e9).amax(-1)\n")
     code = main(
         [
             "fuzz",

@@ -404,3 +404,40 @@ def test_bad_step_target_arguments(call: Any, needle: str) -> None:
     with pytest.raises(InvalidArgument) as e:
         call()
     assert needle in str(e.value)
+
+
+def test_guarded_step_with_its_defaults_passes_the_default_faults() -> None:
+    """The guard judges no spike during its ``warmup``: the harness's warm-up is at least that
+    long, so a ready step factory with default options is not failed for its own design."""
+    report = stress.fuzz_step(
+        stress.guarded_step(),
+        model=lambda: torch.nn.Linear(6, 3),
+        optimizer=lambda p: torch.optim.Adam(p, lr=1e-3),
+        loss=loss_6,
+        batch={"x": st.activations(("B", 6), min_value=-1, max_value=1)},
+        modes=("fp32",),
+        max_examples=15,
+        seed=0,
+    )
+    assert report.ok, [str(f) for f in report.findings]
+    assert stress.guarded_step().warmup == 20 and stress.guarded_step(warmup=4).warmup == 4
+
+
+def loss_6(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
+    return m(b["x"]).float().pow(2).mean()
+
+
+def test_an_undeclared_clip_is_named_in_the_step_equivalence_message() -> None:
+    report = stress.fuzz_step(
+        stress.guarded_step(max_grad_norm=1e-3, warmup=2),
+        model=model,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        loss=loss,
+        batch={"x": st.activations(("B", 3), min_value=1, max_value=10)},
+        faults=("none",),
+        modes=("fp32",),
+        profile="ci",
+        warmup_steps=2,
+    )
+    (finding,) = [f for f in report.findings if f.check == "step_equivalence"]
+    assert "if the step clips gradients, declare max_grad_norm=" in finding.message

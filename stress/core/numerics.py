@@ -181,16 +181,17 @@ def norm_of(t: torch.Tensor) -> float:
 def total_norm(tensors: Iterable[torch.Tensor] | Mapping[str, torch.Tensor]) -> float:
     """The 2-norm of several tensors together (gradients), never overflowing a narrow dtype.
 
-    Per-tensor norms are computed in float32 by a fused kernel where all tensors share a device
-    (``_foreach_norm`` with ``dtype=float32``: a float16 gradient of norm 1e5 does not become
-    ``inf``), then combined in float64.
+    Per-tensor norms are computed in float32 (float64 when a tensor is) by a fused kernel where
+    all tensors share a device (``_foreach_norm`` with ``dtype=``: a float16 gradient of norm 1e5
+    does not become ``inf``), then combined in float64.
     """
     items = list(tensors.values() if isinstance(tensors, Mapping) else tensors)
     if not items:
         return 0.0
     first = items[0]
     if all(t.device == first.device for t in items) and all(t.is_floating_point() for t in items):
-        norms = torch._foreach_norm(items, 2, dtype=torch.float32)
+        wide = torch.float64 if any(t.dtype == torch.float64 for t in items) else torch.float32
+        norms = torch._foreach_norm(items, 2, dtype=wide)
         return float(torch.linalg.vector_norm(torch.stack(norms).double()))
     return math.sqrt(sum(norm_of(t) ** 2 for t in items))
 

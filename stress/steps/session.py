@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -146,13 +147,17 @@ class StepSession:
             schedules(target.options.faults, target.options.max_steps),
         )
         self.check_names = target.options.check_names
+        # a factory may say how many clean calls its step needs before it judges spikes
+        # (``guarded_step``: the guard's ``warmup``); faults come after both
+        needs = getattr(target.make_step, "warmup", 0)
+        self.warmup_steps = max(target.options.warmup_steps, needs if isinstance(needs, int) else 0)
         self.last_inputs: dict[str, Any] = {}
         self._shadow: torch.nn.Module | None = None
 
     def describe(self, example: tuple[Example, list[Fault]]) -> dict[str, str]:
         batch, schedule = example
         return {
-            "schedule": f"{self.options.warmup_steps} clean steps, then {schedule!r}",
+            "schedule": f"{self.warmup_steps} clean steps, then {schedule!r}",
             "batch": repr(batch),
         }
 
@@ -209,7 +214,7 @@ class StepSession:
             )
 
         handle = opt.register_step_pre_hook(record_norm)
-        plan = [Fault("none")] * self.options.warmup_steps + list(schedule)
+        plan = [Fault("none")] * self.warmup_steps + list(schedule)
         violations: list[Violation] = []
         period = 0  # calls per optimizer step, learned from the first window that steps
         window: _Window | None = None  # the calls since the last step (or since a skipped call)
@@ -260,7 +265,7 @@ class StepSession:
                     and steps == 1
                     and all(f.kind == "none" for _, f, _ in window.calls)
                 ):
-                    violations = self._equivalence(where, window, model, opt)
+                    violations = self._equivalence(where, window, model, opt, norms[-1])
                 if steps or (fault.kind == "none" and not _pending(model)):
                     # a step, or a clean call skipped as a whole (a GradScaler's overflow): a new
                     # window; a faulty call leaves its window open (and never compared)
@@ -367,7 +372,12 @@ class StepSession:
         ]
 
     def _equivalence(
-        self, where: str, window: _Window, model: torch.nn.Module, opt: torch.optim.Optimizer
+        self,
+        where: str,
+        window: _Window,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        seen_norm: float,
     ) -> list[Violation]:
         """The window against one float64 step of the same optimizer on its whole batch.
 
@@ -397,6 +407,7 @@ class StepSession:
                 joined[n] = as_float64(joined[n])
         ref_opt.zero_grad()
         loss_value(t.loss(reference, joined)).backward()
+        ref_norm = total_norm([p.grad for p in reference.parameters() if p.grad is not None])
         if self.options.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(reference.parameters(), self.options.max_grad_norm)
         ref_opt.step()
@@ -456,6 +467,12 @@ class StepSession:
             ):
                 outcome = Outcome.LIMIT
                 message += f". Below resolution: the batch holds values smaller than {mode.facts.name}'s smallest normal"
+            elif self.options.max_grad_norm is None and seen_norm < 0.9 * ref_norm:
+                message += (
+                    f". The gradient optimizer.step() saw has norm {format_number(seen_norm)}, the "
+                    f"whole batch's float64 gradient {format_number(ref_norm)}: if the step clips "
+                    "gradients, declare max_grad_norm= to the target so the reference clips too"
+                )
             return [Violation("step_equivalence", message, group, outcome, {"step_error": err})]
         return []
 
@@ -515,7 +532,8 @@ def guarded_step(**options: Any) -> StepFactory:
     """A step factory that trains through :class:`GuardedStep` with ``options``.
 
     In ``amp-fp16`` it adds a ``torch.amp.GradScaler`` on the mode's device, as ``torch.amp``
-    recommends (a scaler cannot unscale the float16 gradients of pure ``fp16`` parameters).
+    recommends (a scaler cannot unscale the float16 gradients of pure ``fp16`` parameters). Its
+    ``warmup`` attribute (the guard's) makes the harness's clean warm-up at least that long.
     """
 
     def make_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Step:
@@ -533,6 +551,10 @@ def guarded_step(**options: Any) -> StepFactory:
         return step
 
     make_step.__name__ = "guarded_step"
+    # the harness runs this many clean calls first: the guard judges no spike before then
+    make_step.warmup = options.get(  # type: ignore[attr-defined]
+        "warmup", inspect.signature(GuardedStep).parameters["warmup"].default
+    )
     return make_step
 
 

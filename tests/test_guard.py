@@ -84,6 +84,7 @@ def test_nonfinite_gradients_are_caught_before_the_optimizer_step() -> None:
     handle.remove()
     assert (
         out.skipped == "nonfinite_grad"
+        and not out.accepted  # its gradient was dropped, as in an accumulation window
         and not out.stepped
         and not math.isfinite(out.grad_norm or 0.0)
     )
@@ -162,7 +163,8 @@ def test_a_micro_batch_with_infinite_gradients_is_dropped_from_its_window() -> N
     guard = GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), accumulation_steps=4)
     guard.step(loss_of(model, good[0]))
     handle = linear(model, 0).weight.register_hook(lambda g: g * math.inf)
-    assert guard.step(loss_of(model, good[1])).skipped == "nonfinite_grad"
+    dropped = guard.step(loss_of(model, good[1]))
+    assert dropped.skipped == "nonfinite_grad" and not dropped.accepted
     handle.remove()
     guard.step(loss_of(model, good[1]))
     guard.step(loss_of(model, good[2]))
@@ -253,6 +255,23 @@ def test_bad_options_are_named(kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(InvalidArgument) as e:
         GuardedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), **kwargs)
     assert needle in str(e.value)
+
+
+def test_misused_arguments_are_named_in_one_line() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(InvalidArgument, match=r"model=<SGD object>\): must be an nn.Module"):
+        GuardedStep(opt, opt)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument, match="holds none of the model's 4 trainable parameters"):
+        GuardedStep(mlp(), opt)
+    guard = GuardedStep(model, opt)
+    with pytest.raises(InvalidArgument, match="does not require grad"):
+        guard.step(torch.tensor(1.0))
+    with pytest.raises(InvalidArgument) as e:
+        guard.step(torch.ones(100, 100, requires_grad=True))
+    assert str(e.value) == (
+        "GuardedStep.step(loss=a torch.float32 tensor of shape (100, 100)): must be a scalar tensor"
+    )
 
 
 def test_a_float16_gradient_norm_beyond_65504_is_not_mistaken_for_an_overflow() -> None:

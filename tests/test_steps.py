@@ -441,3 +441,20 @@ def test_an_undeclared_clip_is_named_in_the_step_equivalence_message() -> None:
     )
     (finding,) = [f for f in report.findings if f.check == "step_equivalence"]
     assert "if the step clips gradients, declare max_grad_norm=" in finding.message
+
+
+def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
+    report = stress.fuzz_step(
+        plain,
+        model=model,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        loss=lambda m, b: 3,
+        batch={"x": st.activations(("B", 3))},
+        modes=("fp32",),
+        profile="ci",
+    )
+    (finding,) = report.findings
+    assert finding.check == "exception"
+    assert "the loss returned 3 (int); a loss returns a scalar floating-point tensor" in (
+        finding.message
+    )

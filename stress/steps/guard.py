@@ -121,9 +121,16 @@ class GuardedStep:
         reset_collapsed_scale: bool = False,
         level_shift_after: int | None = 20,
     ) -> None:
+        if isinstance(model, torch.optim.Optimizer) or not isinstance(
+            model, (torch.nn.Module, Iterable)
+        ):
+            raise InvalidArgument(
+                f"GuardedStep(model={_short(model)}): must be an nn.Module or an iterable of "
+                "parameters (the optimizer comes second)"
+            )
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InvalidArgument(
-                f"GuardedStep(optimizer={optimizer!r}): must be a torch.optim.Optimizer"
+                f"GuardedStep(optimizer={_short(optimizer)}): must be a torch.optim.Optimizer"
             )
         if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
             raise InvalidArgument(
@@ -149,6 +156,12 @@ class GuardedStep:
         v.check_int("level_shift_after", level_shift_after, minimum=1, allow_none=True, context=ctx)
         params = model.parameters() if isinstance(model, torch.nn.Module) else model
         self.params = [p for p in params if p.requires_grad]
+        optimized = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        if self.params and not any(id(p) in optimized for p in self.params):
+            raise InvalidArgument(
+                "GuardedStep(model, optimizer): the optimizer holds none of the model's "
+                f"{len(self.params)} trainable parameters — was it built for another model?"
+            )
         self.optimizer, self.scaler = optimizer, scaler
         self.accumulation_steps = accumulation_steps
         self.max_grad_norm, self.grad_norm_alarm = max_grad_norm, grad_norm_alarm
@@ -185,7 +198,12 @@ class GuardedStep:
     def step(self, loss: torch.Tensor) -> StepOutcome:
         """Backward one micro-batch's loss; close the window (optimizer step) every ``accumulation_steps``."""
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise InvalidArgument(f"GuardedStep.step(loss={loss!r}): must be a scalar tensor")
+            raise InvalidArgument(f"GuardedStep.step(loss={_short(loss)}): must be a scalar tensor")
+        if not loss.requires_grad:
+            raise InvalidArgument(
+                "GuardedStep.step(loss): the loss does not require grad — it was computed "
+                "without the model's parameters, detached, or under torch.no_grad()"
+            )
         value = float(loss.detach())
         self.last_loss = value
         self.counts["micro_batches"] += 1
@@ -215,8 +233,13 @@ class GuardedStep:
         if self._in_window < self.accumulation_steps:
             return StepOutcome(value, reason is None, False, reason)
         closed = self.flush()
+        # a window dropped for its gradients dropped this micro-batch's too
         return StepOutcome(
-            value, reason is None, closed.stepped, reason or closed.skipped, closed.grad_norm
+            value,
+            reason is None and closed.stepped,
+            closed.stepped,
+            reason or closed.skipped,
+            closed.grad_norm,
         )
 
     def flush(self) -> StepOutcome:
@@ -382,3 +405,11 @@ class GuardedStep:
             f"GuardedStep(steps={self.counts['steps']}, skipped={ {r: self.counts[r] for r in SKIP_REASONS if self.counts[r]} }, "
             f"last_grad_norm={self.last_grad_norm}, last_scale={self.last_scale})"
         )
+
+
+def _short(value: object) -> str:
+    """A value for a message: a tensor by shape and dtype, an object by type when its repr is long."""
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 and "\n" not in text else f"<{type(value).__name__} object>"

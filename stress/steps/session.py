@@ -95,8 +95,20 @@ def loss_value(loss: Any) -> torch.Tensor:
     no token counts: there is nothing to learn from)."""
     if isinstance(loss, (tuple, list)) and len(loss) == 2:
         total, count = loss
-        return total / count if bool(count != 0) else total * 0
+        loss = total / count if bool(count != 0) else total * 0
+    if not (isinstance(loss, torch.Tensor) and loss.is_floating_point() and loss.numel() == 1):
+        raise TypeError(
+            f"the loss returned {_short(loss)}; a loss returns a scalar floating-point tensor "
+            "or a (sum, count) pair of tensors"
+        )
     return loss
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return f"{text if len(text) <= 40 else text[:37] + '...'} ({type(value).__name__})"
 
 
 def _state_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

@@ -142,6 +142,13 @@ def test_baseline_gates_only_regressions(suite: pytest.Pytester) -> None:
     again.assert_outcomes(passed=1, xfailed=2)  # the naive softmax is known in the baseline
 
 
+def test_an_unreadable_baseline_stops_the_session_in_one_line(suite: pytest.Pytester) -> None:
+    result = suite.runpytest_subprocess("losses.py", *FAST, "--stress-baseline", "nope.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --stress-baseline nope.json: no report at 'nope.json'*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
 def test_xdist_merges_one_report(suite: pytest.Pytester) -> None:
     result = suite.runpytest_subprocess("losses.py", *FAST, "-n", "2", "--stress-report", "out")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)

@@ -75,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
         + ", ".join(sorted(MARKER_KEYWORDS)),
     )
     session = _StressSession(config)
+    session.baseline_ids()  # an unreadable baseline stops the session before any test runs
     config.stash[_SESSION] = session
     LISTENERS.append(session.record)
 
@@ -107,9 +108,13 @@ class _StressSession:
         if path is None:
             return set()
         if self._baseline is None:
+            from ..errors import ReportError
             from ..report.storage import load_report
 
-            self._baseline = {f.id for f in load_report(path).findings}
+            try:
+                self._baseline = {f.id for f in load_report(path).findings}
+            except ReportError as e:
+                raise pytest.UsageError(f"--stress-baseline {path}: {e}") from None
         return set(self._baseline)
 
     def run_options(self) -> dict[str, Any]:

@@ -189,7 +189,9 @@ def test_compare_flags_a_planted_regression_and_a_fix(
     assert {c.key.split(":")[-1] for c in comparison.regressions} >= {"finite_forward"}
 
 
-def test_run_with_a_baseline_fails_only_on_regressions(tmp_path: Path, naive_run: Path) -> None:
+def test_run_with_a_baseline_fails_only_on_regressions(
+    tmp_path: Path, naive_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = suite(tmp_path, NAIVE)
     args = [
         "run",
@@ -203,7 +205,43 @@ def test_run_with_a_baseline_fails_only_on_regressions(tmp_path: Path, naive_run
         str(tmp_path / "r"),
     ]
     assert main(args) == 1  # the naive loss fails on its own
+    capsys.readouterr()
     assert main([*args, "--baseline", str(naive_run)]) == 0  # but nothing regressed
+    out = capsys.readouterr().out
+    assert "FAILED (against a baseline only regressions fail the run)" in out
+
+
+def test_compare_says_no_changes_and_names_an_unwritable_markdown_path(
+    tmp_path: Path, naive_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    code = main(["compare", str(naive_run), str(naive_run), "--markdown", f"{blocked}/diff.md"])
+    captured = capsys.readouterr()
+    assert "compare: no changes" in captured.out
+    assert code == 2 and captured.err.startswith(f"stress compare: --markdown {blocked}/diff.md:")
+    assert "Traceback" not in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_a_scheduler_that_is_no_address_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("distributed")
+    path = suite(tmp_path, NAIVE)
+    code = main(
+        [
+            "run",
+            str(path),
+            "--scheduler",
+            "foo",
+            "--no-progress",
+            "--report-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("stress run: scheduler='foo': cannot connect")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_worse_errors_and_environment_changes(naive_run: Path) -> None:

@@ -420,8 +420,8 @@ def test_guarded_step_with_its_defaults_passes_the_default_faults() -> None:
         seed=0,
     )
     assert report.ok, [str(f) for f in report.findings]
-    assert getattr(stress.guarded_step(), "warmup") == 20
-    assert getattr(stress.guarded_step(warmup=4), "warmup") == 4
+    assert stress.guarded_step().warmup == 20  # type: ignore[attr-defined]
+    assert stress.guarded_step(warmup=4).warmup == 4  # type: ignore[attr-defined]
 
 
 def loss_6(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:

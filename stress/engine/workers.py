@@ -404,8 +404,11 @@ def dask_executor(address: str) -> Iterator[Executor]:
         ) from None
     try:
         client = Client(address, timeout=30)
-    except OSError as e:
-        raise InvalidArgument(f"scheduler={address!r}: cannot connect ({e})") from None
+    except (OSError, ValueError, TypeError) as e:  # unreachable, or not an address at all
+        raise InvalidArgument(
+            f"scheduler={address!r}: cannot connect ({e}); give a Dask scheduler address such "
+            "as tcp://host:8786"
+        ) from None
     try:
         yield client.get_executor(pure=False)
     finally:

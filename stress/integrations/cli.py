@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..errors import StressError
+from ..errors import InvalidArgument, StressError
 from .flags import add_run_flags, add_target_flags, in_shard, target_options
 
 __all__ = ["main"]
@@ -126,20 +126,29 @@ def _compare(
     baseline: Any, report: Any, fail_on: Any, console: Console, markdown: str | None = None
 ) -> int:
     from ..report.compare import compare_reports
+    from ..report.storage import atomic_write
 
     comparison = compare_reports(baseline, report, fail_on)
     for w in comparison.warnings:
         console.print(f"warning: {w}", markup=False)
-    table = Table(
-        title=f"compare: {len(comparison.regressions)} regression(s), {len(comparison.fixes)} fix(es)"
-    )
-    for column in ("change", "what", "detail"):
-        table.add_column(column, overflow="fold")
-    for c in comparison.changes:
-        table.add_row(escape(c.kind), escape(c.key), escape(c.detail))
-    console.print(table)
+    if comparison.changes:
+        table = Table(
+            title=f"compare: {len(comparison.regressions)} regression(s), "
+            f"{len(comparison.fixes)} fix(es)"
+        )
+        for column in ("change", "what", "detail"):
+            table.add_column(column, overflow="fold")
+        for c in comparison.changes:
+            table.add_row(escape(c.kind), escape(c.key), escape(c.detail))
+        console.print(table)
+    else:
+        console.print("compare: no changes — every result and finding is as in the baseline")
     if markdown:
-        Path(markdown).write_text(comparison.to_markdown())
+        try:
+            text = comparison.to_markdown().encode()
+            atomic_write(Path(markdown), lambda fh: fh.write(text))
+        except OSError as e:
+            raise InvalidArgument(f"--markdown {markdown}: cannot write ({e.strerror})") from None
     return EXIT_OK if comparison.ok else EXIT_FAILED
 
 
@@ -319,7 +328,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _summary(report, console)
     console.print(
-        f"{report.run_id}: {'OK' if report.ok else 'FAILED'}\nreport: {report.settings.get('report_path')}",
+        f"{report.run_id}: {'OK' if report.ok else 'FAILED'}"
+        + (
+            " (against a baseline only regressions fail the run)"
+            if baseline and not report.ok
+            else ""
+        )
+        + f"\nreport: {report.settings.get('report_path')}",
         markup=False,
     )
     if baseline is not None:

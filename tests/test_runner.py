@@ -289,6 +289,10 @@ def test_findings_keep_their_inputs_for_replay(tmp_path: Path) -> None:
         (dict(x=st.tensors(("B",)), wrt=("z",)), "wrt=('z',)"),
         (dict(), "no strategy for required parameter(s) ['x']"),
         (dict(x=st.tensors(("B",)), z=st.tensors(("B",))), "['z'], which are not parameters"),
+        (
+            dict(x=st.tensors(("B",)), max_example=3),
+            "(max_example looks like the option max_examples)",
+        ),
         (dict(x=st.tensors), "call the strategy"),
     ],
 )

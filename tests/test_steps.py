@@ -459,3 +459,47 @@ def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
     assert "the loss returned 3 (int); a loss returns a scalar floating-point tensor" in (
         finding.message
     )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        (dict(model=torch.nn.Linear(3, 2)), "model=Linear(...)): give a function that builds"),
+        (
+            dict(optimizer=torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1)),
+            "optimizer=SGD(...)): give a function of the parameters",
+        ),
+        (dict(batch=st.activations(("B", 3))), "batch=activations(('B', 3))): must be a dict"),
+        (dict(clip=1.0), "step_target(clip=...): not an option; options are"),
+        (dict(max_grad_nrom=1.0), "(did you mean max_grad_norm?)"),
+    ],
+)
+def test_misused_fuzz_step_arguments_are_named(kwargs: dict[str, Any], needle: str) -> None:
+    given: dict[str, Any] = dict(
+        model=model,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        loss=loss,
+        batch={"x": st.activations(("B", 3))},
+    )
+    with pytest.raises(InvalidArgument) as e:
+        stress.fuzz_step(plain, **{**given, **kwargs}, modes=("fp32",), profile="ci")
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_step_factory_that_returns_no_step_is_named() -> None:
+    def forgot_return(m: torch.nn.Module, opt: torch.optim.Optimizer, mode: Mode) -> Any:
+        def step(batch: dict[str, torch.Tensor], loss_fn: Any) -> None: ...
+
+    report = stress.fuzz_step(
+        forgot_return,
+        model=model,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        loss=loss,
+        batch={"x": st.activations(("B", 3))},
+        modes=("fp32",),
+        profile="ci",
+    )
+    assert (
+        "forgot_return returned None (NoneType); a step factory returns step(batch, loss_fn)"
+        in (report.findings[0].message)
+    )

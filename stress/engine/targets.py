@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import inspect
 import os
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..core.modes import Mode
-from ..core.options import FunctionOptions, TargetOptions, options_doc
+from ..core.options import FunctionOptions, RunOptions, TargetOptions, options_doc
 from ..core.outcomes import Expect, expectation_for
 from ..core.strategies import ArgumentStrategy, as_argument_strategy, resolve_dims
 from ..errors import InvalidArgument
@@ -127,8 +128,15 @@ def make_target(
     varkw = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in strategies if params and not varkw and k not in params]
     if unknown:
+        option_names = (*FunctionOptions.names(), *RunOptions.names())
+        typos = [
+            f"{k} looks like the option {close[0]}"
+            for k in unknown
+            if (close := difflib.get_close_matches(k, option_names, n=1))
+        ]
         raise InvalidArgument(
-            f"{label}: strategies given for {unknown}, which are not parameters; parameters are {list(params)}"
+            f"{label}: strategies given for {unknown}, which are not parameters; parameters are "
+            f"{list(params)}" + (f" ({'; '.join(typos)})" if typos else "")
         )
     missing = [
         k

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,6 +55,7 @@ from ..engine.evaluation import BYTES_PER_ELEMENT, round_to_mode
 from ..engine.runner import run
 from ..engine.session import Observation, UserError
 from ..engine.targets import BaseTarget, default_name
+from ..errors import InvalidArgument
 from ..report.model import Report
 from .faults import Fault, schedules
 from .guard import GuardedStep
@@ -206,6 +208,10 @@ class StepSession:
         self._shadow = None
         try:
             step = t.make_step(model, opt, mode)
+            if not callable(step):
+                raise TypeError(
+                    f"{t.name} returned {_short(step)}; a step factory returns step(batch, loss_fn)"
+                )
         except Exception as e:
             raise UserError(e) from e
         current = [Fault("none")]
@@ -514,8 +520,31 @@ def step_target(
 
     {options}
     """
+    if isinstance(model, torch.nn.Module):
+        raise InvalidArgument(
+            f"step_target(model={type(model).__name__}(...)): give a function that builds the "
+            f"model, e.g. model=lambda: torch.nn.Linear(6, 3): every example starts from a fresh one"
+        )
+    if isinstance(optimizer, torch.optim.Optimizer):
+        raise InvalidArgument(
+            f"step_target(optimizer={type(optimizer).__name__}(...)): give a function of the "
+            "parameters, e.g. optimizer=lambda params: torch.optim.SGD(params, lr=0.1)"
+        )
     for arg, fn in (("model", model), ("optimizer", optimizer), ("loss", loss)):
         check_callable(arg, fn, context="step_target")
+    if not isinstance(batch, Mapping):
+        raise InvalidArgument(
+            f"step_target(batch={batch!r}): must be a dict from each batch entry's name to its "
+            "strategy, e.g. batch={'x': st.activations(('B', 6))}"
+        )
+    unknown = [k for k in options if k not in StepOptions.names()]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], StepOptions.names(), n=1)
+        raise InvalidArgument(
+            f"step_target({unknown[0]}=...): not an option"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; options are {', '.join(StepOptions.names())}"
+        )
     opts = StepOptions(**options)
     arguments = {k: as_argument_strategy(k, v) for k, v in batch.items()}
     resolve_dims(arguments, opts.dims)

@@ -320,6 +320,16 @@ def test_squares_beyond_sqrt_max_overflow() -> None:
     )
 
 
+def test_a_product_with_a_constant_names_the_constant_not_a_square() -> None:
+    x = torch.tensor([1.541], dtype=torch.float16, requires_grad=True)
+    d = diagnose(lambda: (x * 65536.0).sum(), Mode("fp16"), 0.01, forward_only=True)
+    assert d is not None and d.mechanism == "product overflow", d
+    assert "inputs up to 1.541 times the constant 65536" in d.explanation
+    assert "|x| > 0.9995 overflows" in d.explanation and "squared" not in d.explanation
+    cubed = diagnose(lambda: (x * 40).pow(3).sum(), Mode("fp16"), 0.01, forward_only=True)
+    assert cubed is not None and "raised to the power 3" in cubed.explanation, cubed
+
+
 # ---------------------------------------------------------------- what is never blamed
 
 

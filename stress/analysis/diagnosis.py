@@ -454,9 +454,23 @@ def _product_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | N
         "aten::_euclidean_dist",
     ) or not r.output.get("inf"):
         return None
+    top, biggest = _dtype_max(r), r.inputs["max_abs"]
+    constant = r.scalars[0] if len(r.arguments) == 1 and r.scalars else None
+    if constant is not None and r.op == "aten::mul" and constant != 0:
+        return (
+            f"overflow in {r.op}: inputs up to {biggest:.4g} times the constant {constant:.6g} exceed "
+            f"{r.dtype}'s max {top:.6g} (|x| > {top / abs(constant):.4g} overflows) — use a smaller "
+            f"constant (for loss scaling, a GradScaler's dynamic scale) or compute in {_wider(r.dtype)}"
+        )
+    if constant is not None and r.op == "aten::pow" and constant > 1:
+        return (
+            f"overflow in {r.op}: inputs up to {biggest:.4g} raised to the power {constant:g} exceed "
+            f"{r.dtype}'s max {top:.6g} (|x| > {top ** (1 / constant):.4g} overflows) — rescale "
+            f"first or compute in {_wider(r.dtype)}"
+        )
     return (
-        f"overflow in {r.op}: inputs up to {r.inputs['max_abs']:.4g} give products beyond {r.dtype}'s max {_dtype_max(r):.6g} "
-        f"(|x| > {math.sqrt(_dtype_max(r)):.4g} overflows when squared) — rescale first or compute in {_wider(r.dtype)}"
+        f"overflow in {r.op}: inputs up to {biggest:.4g} give products beyond {r.dtype}'s max {top:.6g} "
+        f"(|x| > {math.sqrt(top):.4g} overflows when squared) — rescale first or compute in {_wider(r.dtype)}"
     )
 
 

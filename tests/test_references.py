@@ -289,3 +289,22 @@ def test_the_cli_reference_torch_takes_a_function_named_after_the_op(
     )
     out = capsys.readouterr().out
     assert code == 1 and "reference_mismatch failed" in out and "torch masked_max" in out
+
+
+def test_a_nan_that_float64_shares_but_the_reference_does_not_names_the_reference() -> None:
+    def naive_softmax(x: torch.Tensor) -> torch.Tensor:
+        e = x.exp()
+        return e / e.sum(-1, keepdim=True)
+
+    report = stress.fuzz(
+        naive_softmax,
+        x=st.logits(("B", "D")),
+        reference="torch",
+        modes=("fp32",),
+        profile="ci",
+        seed=0,
+    )
+    (finding,) = [f for f in report.findings if f.check == "finite_forward"]
+    assert "breaks down even in float64, where the reference torch softmax (float64) gives 1" in (
+        finding.message
+    )

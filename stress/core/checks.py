@@ -210,6 +210,11 @@ def _nonfinite(
             if whose == "float64"
             else "the reference fails there too"
         )
+        given = ev.given(key) if whose == "float64" else None
+        if given is not None and given.shape == t.shape:
+            trusted = float(as_float64(given).reshape(-1)[int(flat_bad[at])])
+            if math.isfinite(trusted):
+                breaks += f", where {ev.given_name} gives {format_number(trusted)}"
         msg += f". The {whose} value is {float(r[at])} {where} too: {breaks}"
         return Violation(check, msg, key)
     if bool((r.abs() > facts.max).all()):

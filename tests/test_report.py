@@ -17,6 +17,7 @@ import stress
 from stress import ReportError, st
 from stress.integrations.cli import main
 from stress.report.compare import FailOn, compare_reports, parse_fail_on
+from stress.report.html import heat_cell
 from stress.report.model import Finding
 from stress.report.storage import load_report, write_report
 
@@ -166,6 +167,17 @@ def test_html_is_self_contained_with_its_plots(naive_run: Path) -> None:
     )
     assert re.search(r'<td style="background:#[0-9a-f]{6}" title="[^"]*: fails \d+%"></td>', page)
     assert "softmax_loss" in page and "counterexample" in page
+
+
+def test_the_heat_map_shows_a_gradient_error_when_it_is_the_worse(naive_run: Path) -> None:
+    result = load_report(naive_run).results[0]  # fp32: tolerances 1e-4 (output), 1e-3 (gradient)
+    result.options["tolerances"] = None
+    result.worst.update(error=2e-4, grad_error=5e-2)
+    assert heat_cell(result) == (pytest.approx(50.0), "∇ 50")
+    result.worst.update(error=3e-3, grad_error=1e-2)
+    assert heat_cell(result) == (pytest.approx(30.0), "30")
+    result.worst.update(grad_error=math.nan)
+    assert heat_cell(result) == (math.inf, "NaN/Inf")
 
 
 def test_markdown_has_the_matrix_and_the_findings(naive_run: Path) -> None:

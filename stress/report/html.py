@@ -27,7 +27,7 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.colors import LogNorm
 
-from ..core.modes import DEFAULT_TOLERANCES
+from ..core.modes import DEFAULT_TOLERANCES, GRADIENT_TOLERANCES
 from ..core.outcomes import Status
 from .markdown import sorted_findings
 from .model import FIGURE_LABELS, Report, Result
@@ -67,15 +67,30 @@ def _png(fig: Any) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _tolerance(r: Result) -> float:
+def _tolerances(r: Result) -> tuple[float, float]:
+    """The output and gradient tolerances of a result's mode, or the target's override."""
     name = r.mode.partition("@")[0]
     overrides = r.options.get("tolerances") or {}
-    return float(overrides.get(name, DEFAULT_TOLERANCES.get(name, 1e-4)))
+    if name in overrides:
+        return float(overrides[name]), float(overrides[name])
+    return DEFAULT_TOLERANCES.get(name, 1e-4), GRADIENT_TOLERANCES.get(name, 1e-3)
+
+
+def heat_cell(r: Result) -> tuple[float, str]:
+    """The worse of output and gradient error ÷ its tolerance (``inf`` for NaN/Inf), and its label."""
+    out_tol, grad_tol = _tolerances(r)
+    output = r.worst.get("error", 0.0) / out_tol
+    gradient = r.worst.get("grad_error", 0.0) / grad_tol
+    if not (math.isfinite(output) and math.isfinite(gradient)):
+        return math.inf, "NaN/Inf"
+    worst = max(output, gradient)
+    return worst, ("∇ " if gradient > output else "") + f"{worst:.2g}"
 
 
 def error_heatmap(report: Report) -> str | None:
-    """Worst error ÷ tolerance per target and mode, on a fixed log scale centred on 1."""
-    results = [r for r in report.results if "error" in r.worst]
+    """The worse of output and gradient error ÷ its tolerance per target and mode (``∇``: the
+    gradient's), on a fixed log scale centred on 1."""
+    results = [r for r in report.results if "error" in r.worst or "grad_error" in r.worst]
     if not results:
         return None
     targets = list(dict.fromkeys(r.target for r in results))
@@ -85,12 +100,11 @@ def error_heatmap(report: Report) -> str | None:
     nonfinite = np.zeros((len(targets), len(modes)), dtype=bool)
     for r in results:
         i, j = targets.index(r.target), modes.index(r.mode)
-        err = r.worst["error"]
-        if not math.isfinite(err):
-            nonfinite[i, j], labels[i, j] = True, "NaN/Inf"
+        worst, labels[i, j] = heat_cell(r)
+        if math.isfinite(worst):
+            ratio[i, j] = min(max(worst, 1e-3), 1e3)
         else:
-            ratio[i, j] = min(max(err / _tolerance(r), 1e-3), 1e3)
-            labels[i, j] = f"{r.worst.get('error_eps', 0.0):.3g}"
+            nonfinite[i, j] = True
     fig, ax = plt.subplots(figsize=(1.8 + 1.25 * len(modes), 1.0 + 0.3 * len(targets)))
     cmap = matplotlib.colormaps["RdYlGn_r"].copy()
     im = ax.imshow(ratio, cmap=cmap, norm=LogNorm(vmin=1e-3, vmax=1e3), aspect="auto")
@@ -112,7 +126,7 @@ def error_heatmap(report: Report) -> str | None:
                 color="white" if light else "black",
             )
     bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-    bar.set_label("worst error ÷ the mode's tolerance (1 = at the tolerance)")
+    bar.set_label("worst error ÷ the mode's tolerance (∇: a gradient's; 1 = at it)")
     return _png(fig)
 
 

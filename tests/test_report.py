@@ -18,7 +18,7 @@ from stress import ReportError, st
 from stress.integrations.cli import main
 from stress.report.compare import FailOn, compare_reports, parse_fail_on
 from stress.report.html import heat_cell
-from stress.report.model import Finding
+from stress.report.model import Finding, finding_from_dict
 from stress.report.storage import load_report, write_report
 
 SCHEMA = json.loads((Path(stress.__file__).parent / "report" / "schema.json").read_text())
@@ -114,6 +114,12 @@ def test_a_small_counterexample_is_shown_by_value() -> None:
         "x=logits(B=1, C=2) = [[100, -3.25]], t=0.07"
     )
     assert counterexample_text(finding(torch.zeros(3, 3))) == "x=logits(B=1, C=2), t=0.07"
+    # the values travel with the report: report.html and `stress explain` read a loaded one
+    loaded = finding_from_dict(
+        json.loads(json.dumps(finding(torch.tensor([[100.0, -3.25]])).to_dict()))
+    )
+    assert loaded.inputs is None
+    assert counterexample_text(loaded) == "x=logits(B=1, C=2) = [[100, -3.25]], t=0.07"
 
 
 def test_round_trip(naive_run: Path, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.outcomes import Expect, Outcome, Status
 from ..errors import ReportError
+from .render import shown_values
 
 __all__ = ["SCHEMA_VERSION", "Finding", "Report", "Result"]
 
@@ -45,7 +46,13 @@ class Finding:
     source: str | None = None  # where the target can be imported from again, for replay
     diagnosis: dict[str, Any] | None = None  # the first bad op, its line, statistics and mechanism
     shrunk: bool = True  # False: as first found (a limit; an expected failure in the ci profile)
+    # the counterexample's tensors of at most a few elements, by value: {"x": "[[1.541]]"}
+    values: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.inputs and not self.values:
+            self.values = shown_values(self.inputs)
 
     @property
     def id(self) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..core.outcomes import Outcome, Status
 
 if TYPE_CHECKING:
@@ -18,6 +20,7 @@ __all__ = [
     "finding_headline",
     "finding_text",
     "report_text",
+    "shown_values",
     "stats_text",
 ]
 
@@ -55,17 +58,20 @@ SHOWN_ELEMENTS = 8
 
 
 def counterexample_text(f: Finding) -> str:
-    inputs = f.inputs or {}
-    text = ", ".join(f"{k}={v}{_values(inputs.get(k))}" for k, v in f.counterexample.items())
+    text = ", ".join(
+        f"{k}={v}" + (f" = {f.values[k]}" if k in f.values else "")
+        for k, v in f.counterexample.items()
+    )
     return text if f.shrunk else f"{text} (as first found, not shrunk)"
 
 
-def _values(x: Any) -> str:
-    """`` = [[100, -3.5]]`` for a tensor of at most ``SHOWN_ELEMENTS`` elements, else nothing."""
-    numel = getattr(x, "numel", None)
-    if numel is None or not 0 < numel() <= SHOWN_ELEMENTS:
-        return ""
-    return f" = {_nested(x.tolist())}"
+def shown_values(inputs: dict[str, Any]) -> dict[str, str]:
+    """``[[100, -3.5]]`` for each tensor of at most ``SHOWN_ELEMENTS`` elements."""
+    return {
+        k: _nested(x.tolist())
+        for k, x in inputs.items()
+        if isinstance(x, torch.Tensor) and 0 < x.numel() <= SHOWN_ELEMENTS
+    }
 
 
 def _nested(v: Any) -> str:

@@ -56,7 +56,7 @@ def test_targets_are_collected_per_mode(suite: pytest.Pytester) -> None:
 
 
 def test_outcomes_and_failure_output(suite: pytest.Pytester) -> None:
-    result = suite.runpytest_subprocess("losses.py", *FAST, "-rxX")
+    result = suite.runpytest_subprocess("losses.py", *FAST, "-rfxX")
     result.assert_outcomes(passed=1, failed=2, xfailed=1)
     result.stdout.fnmatch_lines(
         [
@@ -64,6 +64,10 @@ def test_outcomes_and_failure_output(suite: pytest.Pytester) -> None:
             "*counterexample: x=activations(*",
             "*XPASS(strict)*expected fail (any check), but no such failure was found*planted: never fails*",
         ]
+    )
+    # the short summary says which checks failed
+    result.stdout.fnmatch_lines(
+        ["FAILED losses.py::naive_softmax[[]fp32[]] - failed: finite_forward*"]
     )
     assert "runner.py" not in result.stdout.str()  # harness frames stay hidden
 

@@ -53,11 +53,11 @@ def _mode_name(text: str) -> str:
     return text.partition("@")[0]
 
 
-def _check_modes(name: str, value: object, context: str) -> tuple[str, ...]:
+def _check_modes(name: str, value: object) -> tuple[str, ...]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, (tuple, list)) or not items:
         raise InvalidArgument(
-            f"{context}({name}={value!r}): must be a non-empty sequence of mode names; "
+            f"{name}={value!r}: must be a non-empty sequence of mode names; "
             f"accepted names are {', '.join(MODE_NAMES)}"
         )
     # a Mode object stands for its label ("fp16", "fp16@cuda")
@@ -70,13 +70,9 @@ def _check_modes(name: str, value: object, context: str) -> tuple[str, ...]:
     return tuple(str(m) for m in modes)
 
 
-def _positive_mapping(name: str, value: object, context: str) -> dict[str, float]:
+def _positive_mapping(name: str, value: object) -> dict[str, float]:
     return v.check_mapping(
-        name,
-        value,
-        MODE_NAMES,
-        lambda label, x: v.check_number(label, x, positive=True),
-        context=context,
+        name, value, MODE_NAMES, lambda label, x: v.check_number(label, x, positive=True)
     )
 
 
@@ -118,9 +114,8 @@ class TargetOptions:
     check_names: Any = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        ctx = type(self).__name__
-        v.check_type("name", self.name, str, allow_none=True, context=ctx)
-        v.check_type("reason", self.reason, str, allow_none=True, context=ctx)
+        v.check_type("name", self.name, str, allow_none=True)
+        v.check_type("reason", self.reason, str, allow_none=True)
         given = self.expect
         expect = parse_expectations(given, MODE_NAMES)
         object.__setattr__(self, "expect", expect)
@@ -129,11 +124,9 @@ class TargetOptions:
                 f"expect={given!r} needs reason='...': say in one line why it fails"
             )
         if self.modes is not None:
-            object.__setattr__(self, "modes", _check_modes("modes", self.modes, ctx))
+            object.__setattr__(self, "modes", _check_modes("modes", self.modes))
         object.__setattr__(self, "dims", v.check_dims(self.dims))
-        object.__setattr__(
-            self, "tolerances", _positive_mapping("tolerances", self.tolerances, ctx)
-        )
+        object.__setattr__(self, "tolerances", _positive_mapping("tolerances", self.tolerances))
         v.check_number("max_grad_norm", self.max_grad_norm, positive=True, allow_none=True)
         v.check_int("max_examples", self.max_examples, minimum=1, allow_none=True)
         v.check_number("deadline", self.deadline, positive=True, allow_none=True)
@@ -218,7 +211,7 @@ class FunctionOptions(TargetOptions):
         object.__setattr__(
             self,
             "gradient_tolerances",
-            _positive_mapping("gradient_tolerances", self.gradient_tolerances, "FunctionOptions"),
+            _positive_mapping("gradient_tolerances", self.gradient_tolerances),
         )
         if self.wrt is not None:
             wrt = (self.wrt,) if isinstance(self.wrt, str) else self.wrt
@@ -301,7 +294,7 @@ class StepOptions(TargetOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         faults = (self.faults,) if isinstance(self.faults, str) else tuple(self.faults)
-        v.check_choices("faults", faults, FAULT_NAMES, context="StepOptions")
+        v.check_choices("faults", faults, FAULT_NAMES)
         object.__setattr__(self, "faults", faults)
         v.check_int("warmup_steps", self.warmup_steps, minimum=0)
         v.check_int("max_steps", self.max_steps, minimum=1)
@@ -370,7 +363,7 @@ class RunOptions:
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "modes", _check_modes("modes", self.modes, "run"))
+        object.__setattr__(self, "modes", _check_modes("modes", self.modes))
         v.check_choice("device", self.device, DEVICES)
         if self.profile is not None:
             v.check_choice("profile", self.profile, PROFILE_NAMES)

@@ -227,9 +227,9 @@ class StressItem(pytest.Item):
             ):
                 pytest.xfail(f"known in the baseline: {', '.join(f.id for f in unexpected)}")
             detail = "\n\n".join(str(f) for f in unexpected)
-            raise StressFailure(
-                f"{result.id} {result.status}: {result.reason or ''}\n{detail}".strip()
-            )
+            # the first line is pytest's short summary: it says what failed
+            why = result.reason or ", ".join(dict.fromkeys(f.check for f in unexpected))
+            raise StressFailure(f"{result.status}: {why}\n{detail}".strip())
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, StressFailure):

@@ -503,3 +503,19 @@ def test_a_step_factory_that_returns_no_step_is_named() -> None:
         "forgot_return returned None (NoneType); a step factory returns step(batch, loss_fn)"
         in (report.findings[0].message)
     )
+
+
+def test_a_model_without_parameters_is_named_as_the_users_error() -> None:
+    report = stress.fuzz_step(
+        plain,
+        model=torch.nn.ReLU,
+        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
+        loss=loss,
+        batch={"x": st.activations(("B", 3))},
+        modes=("fp32",),
+        profile="ci",
+    )
+    assert report.results[0].status == "failed", report.results[0].reason  # not "error"
+    (finding,) = report.findings
+    assert finding.check == "exception"
+    assert "model() built a module with no trainable parameter" in finding.message

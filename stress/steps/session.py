@@ -181,9 +181,20 @@ class StepSession:
     # ----------------------------------------------------------------------- building
 
     def _fresh(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        """The user's model and optimizer, built afresh; their factories' errors are the user's."""
         torch.manual_seed(0)  # the same initial weights for every run of the example
-        model = self.target.model().to(self.mode.device, self.mode.storage_dtype)
-        return model, self.target.optimizer(model.parameters())
+        try:
+            model = self.target.model()
+            if not isinstance(model, torch.nn.Module):
+                raise TypeError(f"model() returned {_short(model)}, not an nn.Module")
+            if not any(p.requires_grad for p in model.parameters()):
+                raise TypeError(
+                    "model() built a module with no trainable parameter: nothing to step"
+                )
+            model = model.to(self.mode.device, self.mode.storage_dtype)
+            return model, self.target.optimizer(model.parameters())
+        except Exception as e:
+            raise UserError(e) from e
 
     def _batch(self, example: Example, i: int) -> Batch:
         """Call ``i``'s batch: the same recipe with a seed of its own."""

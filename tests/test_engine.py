@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import textwrap
 import threading
@@ -66,6 +67,8 @@ def test_a_hang_becomes_a_timeout_naming_the_example_and_the_run_goes_on(tmp_pat
     hung, fine = report.results
     assert hung.status == Status.TIMEOUT and not report.ok
     assert "deadline of 2 s" in (hung.reason or "") and "x=tensors(B=" in (hung.reason or "")
+    # where it hung: the user's line, and the call it was inside
+    assert re.search(r"it was at test_engine.py:\d+ in hangs_on_big_batches", hung.reason or "")
     assert fine.status == Status.PASSED
     saved = json.loads(next(tmp_path.iterdir()).joinpath("report.json").read_text())
     assert [r["status"] for r in saved["results"]] == ["timeout", "passed"]

@@ -17,12 +17,16 @@ supervised process per job.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import pickle
+import re
 import select
 import signal
 import struct
 import sys
+import sysconfig
+import tempfile
 import threading
 import time
 import traceback
@@ -47,7 +51,15 @@ _HEADER = struct.Struct("!Q")
 _FORK_LOCK = threading.Lock()  # one fork at a time, with every supervisor's pipe ends known
 _SUPERVISOR_FDS: set[int] = set()  # the pipe ends this process holds to its workers
 _THREAD = threading.local()
+_STACK: Any = None  # a worker's stack file, kept open for faulthandler
 _POLL = 1.0  # seconds between checks that a silent worker is still alive
+_DUMP_LINE = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')  # faulthandler's frames
+_STRESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _stack_file(pid: int) -> str:
+    """Where worker ``pid`` writes its stack when its supervisor asks (SIGUSR1)."""
+    return os.path.join(tempfile.gettempdir(), f"torch-stress-worker-{pid}.stack")
 
 
 def machine_memory() -> int:
@@ -185,6 +197,10 @@ def _exited(pid: int) -> bool:
 
 def _setup_worker(address_space: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    # a worker past its deadline is asked where it is before it is killed
+    global _STACK
+    _STACK = open(_stack_file(os.getpid()), "w")  # noqa: SIM115 - open until the worker exits
+    faulthandler.register(signal.SIGUSR1, file=_STACK, all_threads=False)
     import torch
 
     # OpenMP's thread pool does not survive fork(): one thread per worker, which is also
@@ -239,6 +255,8 @@ def _close(pid: int, *fds: int) -> None:
             os.close(fd)
     with contextlib.suppress(ChildProcessError):
         _reap(pid)
+    with contextlib.suppress(OSError):
+        os.unlink(_stack_file(pid))
 
 
 class _Worker:
@@ -339,12 +357,13 @@ def _supervise(job: Job, pid: int, reader: _Reader, running: Running | None) -> 
             try:
                 kind, payload = reader.read(time.monotonic() + deadline)
             except TimeoutError:
+                where = _stuck_at(_stack_of(pid))
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 return _stopped(
                     job,
                     Status.TIMEOUT,
-                    f"ran longer than its deadline of {deadline:g} s on {doing}",
+                    f"ran longer than its deadline of {deadline:g} s on {doing}{where}",
                 )
             except EOFError:
                 return _stopped(
@@ -362,6 +381,48 @@ def _supervise(job: Job, pid: int, reader: _Reader, running: Running | None) -> 
     finally:
         if running is not None:
             running.done(job.key)
+
+
+def _stack_of(pid: int, wait: float = 2.0) -> str:
+    """The Python stack of a live worker, innermost frame first ("" when it cannot tell)."""
+    path = _stack_file(pid)
+    try:
+        os.kill(pid, signal.SIGUSR1)
+    except ProcessLookupError:
+        return ""
+    until = time.monotonic() + wait
+    while time.monotonic() < until:
+        with contextlib.suppress(OSError), open(path) as fh:
+            text = fh.read()
+            if "File" in text:
+                time.sleep(0.05)  # the rest of the dump
+                return text + fh.read()
+        time.sleep(0.02)
+    return ""
+
+
+def _stuck_at(stack: str) -> str:
+    """``; it was at losses.py:7 in f`` — the user's innermost line, and the innermost frame
+    under it when that is in a library (a lock, a kernel)."""
+    frames = _DUMP_LINE.findall(stack)
+    if not frames:
+        return ""
+    import torch
+
+    libraries = (
+        os.path.dirname(torch.__file__),
+        _STRESS_DIR,
+        sysconfig.get_paths()["stdlib"],
+        sysconfig.get_paths()["purelib"],
+    )
+
+    def shown(frame: tuple[str, str, str]) -> str:
+        return f"{os.path.basename(frame[0])}:{frame[1]} in {frame[2]}"
+
+    user = next((f for f in frames if not f[0].startswith(libraries) and "<" not in f[0]), None)
+    if user is None or user == frames[0]:
+        return f"; it was at {shown(user or frames[0])}"
+    return f"; it was at {shown(user)}, inside {shown(frames[0])}"
 
 
 def _reap(pid: int) -> None:

@@ -35,6 +35,7 @@ from .workers import (
     Running,
     WorkerPool,
     dask_executor,
+    hold_forks,
     machine_memory,
     run_supervised,
     warm_up,
@@ -170,7 +171,8 @@ def _run_pool(
             while pending:
                 finished, _ = wait(pending, return_when="FIRST_COMPLETED")
                 for future in finished:
-                    finish(pending.pop(future), future.result())
+                    with hold_forks():  # the journal, torch.save, imports: not under a fork
+                        finish(pending.pop(future), future.result())
         except BaseException:
             for future in pending:
                 future.cancel()

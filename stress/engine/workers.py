@@ -41,14 +41,23 @@ from ..errors import InvalidArgument
 from ..report.model import Finding, Result
 from .jobs import Job, execute
 
-__all__ = ["Running", "WorkerPool", "dask_executor", "machine_memory", "run_supervised"]
+__all__ = [
+    "Running",
+    "WorkerPool",
+    "dask_executor",
+    "hold_forks",
+    "machine_memory",
+    "run_supervised",
+]
 
 JobOutput = tuple[Result, list[Finding]]
 # Python 3.12+ warns on fork() from a process with threads (the supervising threads here); the
 # child runs only torch-stress's own code and exits with os._exit
 warnings.filterwarnings("ignore", message=r".*multi-threaded.*fork", category=DeprecationWarning)
 _HEADER = struct.Struct("!Q")
-_FORK_LOCK = threading.Lock()  # one fork at a time, with every supervisor's pipe ends known
+# one fork at a time, with every supervisor's pipe ends known; also held by the thread that
+# records results (hold_forks), so no worker is forked while it holds a lock of its own
+_FORK_LOCK = threading.Lock()
 _SUPERVISOR_FDS: set[int] = set()  # the pipe ends this process holds to its workers
 _THREAD = threading.local()
 _STACK: Any = None  # a worker's stack file, kept open for faulthandler
@@ -60,6 +69,13 @@ _STRESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _stack_file(pid: int) -> str:
     """Where worker ``pid`` writes its stack when its supervisor asks (SIGUSR1)."""
     return os.path.join(tempfile.gettempdir(), f"torch-stress-worker-{pid}.stack")
+
+
+def hold_forks() -> contextlib.AbstractContextManager[Any]:
+    """No worker is forked while the caller's block runs. A fork copies every lock held at that
+    instant by another thread — a module being imported, a file being written, torch's
+    serializer — and a child that needs one of them waits forever (a false timeout)."""
+    return _FORK_LOCK
 
 
 def machine_memory() -> int:

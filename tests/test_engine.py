@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -72,6 +73,40 @@ def test_a_hang_becomes_a_timeout_naming_the_example_and_the_run_goes_on(tmp_pat
     assert fine.status == Status.PASSED
     saved = json.loads(next(tmp_path.iterdir()).joinpath("report.json").read_text())
     assert [r["status"] for r in saved["results"]] == ["timeout", "passed"]
+
+
+class _FinalizerOfAnotherProcess:
+    """Garbage whose finalizer waits on a thread only its own process has (a Dask client's)."""
+
+    def __init__(self) -> None:
+        self.pid, self.cycle = os.getpid(), self
+
+    def __del__(self) -> None:
+        if os.getpid() != self.pid:
+            threading.Event().wait()  # a forked child: the thread to wait on was not copied
+
+
+def collects_garbage(x: torch.Tensor) -> torch.Tensor:
+    gc.collect()
+    return x.sum()
+
+
+def test_a_worker_never_runs_the_finalizers_of_its_parents_garbage() -> None:
+    gc.disable()  # so the garbage is still there when the worker is forked
+    try:
+        _FinalizerOfAnotherProcess()
+        report = stress.run(
+            [stress.target(collects_garbage, x=st.tensors(("B",)))],
+            modes=FP32,
+            profile="ci",
+            max_examples=5,
+            deadline=5.0,
+            jobs=1,
+        )
+    finally:
+        gc.enable()
+        gc.collect()
+    assert report.results[0].status == Status.PASSED, report.results[0].reason
 
 
 @pytest.mark.parametrize(

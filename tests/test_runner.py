@@ -268,6 +268,7 @@ def test_findings_keep_their_inputs_for_replay(tmp_path: Path) -> None:
         profile="ci",
         report_dir=tmp_path,
     )
+    assert report.findings, str(report)
     f = report.findings[0]
     assert f.inputs_file is not None
     inputs = torch.load(next(tmp_path.iterdir()) / f.inputs_file, weights_only=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import os
 import pickle
 import re
@@ -251,6 +252,10 @@ def _fork(serve: Callable[[int, int], None]) -> tuple[int, int, int]:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
+            # the parent's objects are never collected here: a finalizer of its garbage (a
+            # Dask client's __del__ waiting on its event-loop thread) would wait forever on a
+            # thread that fork did not copy
+            gc.freeze()
             try:
                 for fd in (*_SUPERVISOR_FDS, commands_w, results_r):
                     with contextlib.suppress(OSError):
@@ -435,7 +440,10 @@ def _stuck_at(stack: str) -> str:
     def shown(frame: tuple[str, str, str]) -> str:
         return f"{os.path.basename(frame[0])}:{frame[1]} in {frame[2]}"
 
+    stdlib = sysconfig.get_paths()["stdlib"]
+    # the user's innermost line, or else the innermost line of a library that is not Python's
     user = next((f for f in frames if not f[0].startswith(libraries) and "<" not in f[0]), None)
+    user = user or next((f for f in frames if not f[0].startswith(stdlib)), None)
     if user is None or user == frames[0]:
         return f"; it was at {shown(user or frames[0])}"
     return f"; it was at {shown(user)}, inside {shown(frames[0])}"

@@ -328,6 +328,13 @@ def test_a_product_with_a_constant_names_the_constant_not_a_square() -> None:
     assert "|x| > 0.9995 overflows" in d.explanation and "squared" not in d.explanation
     cubed = diagnose(lambda: (x * 40).pow(3).sum(), Mode("fp16"), 0.01, forward_only=True)
     assert cubed is not None and "raised to the power 3" in cubed.explanation, cubed
+    # a constant base is not an exponent; a negative exponent overflows near 0
+    base = diagnose(lambda: (2 ** (x * 13)).sum(), Mode("fp16"), 0.01, forward_only=True)
+    assert base is not None and "the constant 2 raised to powers up to 20.03" in base.explanation
+    assert "an exponent above 16 overflows" in base.explanation
+    inverse = diagnose(lambda: (x * 1e-3).pow(-2).sum(), Mode("fp16"), 0.01, forward_only=True)
+    assert inverse is not None and "inputs as small as 0.001541" in inverse.explanation, inverse
+    assert "(|x| < 0.003907 overflows)" in inverse.explanation
 
 
 # ---------------------------------------------------------------- what is never blamed

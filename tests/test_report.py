@@ -184,6 +184,10 @@ def test_the_heat_map_shows_a_gradient_error_when_it_is_the_worse(naive_run: Pat
     assert heat_cell(result) == (pytest.approx(30.0), "30")
     result.worst.update(grad_error=math.nan)
     assert heat_cell(result) == (math.inf, "NaN/Inf")
+    # a target's own tolerances: outputs and gradients each have theirs
+    result.options.update(tolerances={"fp32": 1e-3}, gradient_tolerances={"fp32": 1e-1})
+    result.worst.update(error=2e-3, grad_error=1e-1)
+    assert heat_cell(result) == (pytest.approx(2.0), "2")
 
 
 def test_markdown_has_the_matrix_and_the_findings(naive_run: Path) -> None:

@@ -92,6 +92,7 @@ class OpRecord:
     output: dict[str, float]
     arguments: list[dict[str, float]] = field(default_factory=list)  # the first two tensors, each
     scalars: list[float] = field(default_factory=list)  # Python numbers among the arguments
+    scalar_first: bool = False  # the first argument is one of them: 2 ** x, 1 - x
     error: float | None = None  # normwise error against the same op in float64
 
 
@@ -229,6 +230,9 @@ class _Tracer(TorchDispatchMode):
             scalars=[
                 float(a) for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)
             ],
+            scalar_first=bool(args)
+            and isinstance(args[0], (int, float))
+            and not isinstance(args[0], bool),
         )
         self.records.append(record)
         inputs_finite = not (record.inputs.get("inf") or record.inputs.get("nan"))
@@ -462,11 +466,21 @@ def _product_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | N
             f"{r.dtype}'s max {top:.6g} (|x| > {top / abs(constant):.4g} overflows) — use a smaller "
             f"constant (for loss scaling, a GradScaler's dynamic scale) or compute in {_wider(r.dtype)}"
         )
-    if constant is not None and r.op == "aten::pow" and constant > 1:
+    if constant is not None and r.op == "aten::pow" and r.scalar_first and constant > 1:
         return (
-            f"overflow in {r.op}: inputs up to {biggest:.4g} raised to the power {constant:g} exceed "
-            f"{r.dtype}'s max {top:.6g} (|x| > {top ** (1 / constant):.4g} overflows) — rescale "
-            f"first or compute in {_wider(r.dtype)}"
+            f"overflow in {r.op}: the constant {constant:g} raised to powers up to "
+            f"{r.inputs['max']:.4g} exceeds {r.dtype}'s max {top:.6g} (an exponent above "
+            f"{math.log(top) / math.log(constant):.4g} overflows) — bound the exponent or compute "
+            f"in {_wider(r.dtype)}"
+        )
+    if constant is not None and r.op == "aten::pow" and not r.scalar_first and constant != 0:
+        bound = top ** (1 / constant)
+        side = ">" if constant > 0 else "<"
+        reach = f"up to {biggest:.4g}" if constant > 0 else f"as small as {_min_abs(r.inputs):.4g}"
+        return (
+            f"overflow in {r.op}: inputs {reach} raised to the power {constant:g} exceed "
+            f"{r.dtype}'s max {top:.6g} (|x| {side} {bound:.4g} overflows) — rescale first or "
+            f"compute in {_wider(r.dtype)}"
         )
     return (
         f"overflow in {r.op}: inputs up to {biggest:.4g} give products beyond {r.dtype}'s max {top:.6g} "

@@ -121,7 +121,8 @@ def run(
     def finish(job: Job, output: tuple[Result, list[Finding]]) -> None:
         done[job.index] = output
         if journal is not None:
-            journal.append(*output)
+            with hold_forks():  # its files and torch.save hold locks a fork would copy
+                journal.append(*output)
         for listener in ([on_result] if on_result else []) + LISTENERS:
             listener(*output)
 
@@ -171,8 +172,7 @@ def _run_pool(
             while pending:
                 finished, _ = wait(pending, return_when="FIRST_COMPLETED")
                 for future in finished:
-                    with hold_forks():  # the journal, torch.save, imports: not under a fork
-                        finish(pending.pop(future), future.result())
+                    finish(pending.pop(future), future.result())
         except BaseException:
             for future in pending:
                 future.cancel()

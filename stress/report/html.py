@@ -2,8 +2,9 @@
 rendered from a jinja2 template with autoescaping.
 
 Sections: the status matrix of targets × modes; the worst error per target × mode as a heat map
-on a fixed scale (colour = error ÷ the mode's tolerance, so 1 means "at the tolerance" in every
-mode; NaN/Inf outputs in a colour and label of their own) and a table of worst figures; per
+on a fixed scale (colour and label = the worse of output and gradient error ÷ its tolerance, so 1
+means "at the tolerance" in every mode; NaN/Inf in a colour and label of their own) and a table
+of worst figures; per
 target, the reasons, the gradient-norm distribution per mode (an inline SVG box plot) and, where
 the target has a scalar parameter, its stability maps (coloured tables); then every finding with
 its counterexample and replay command. matplotlib draws the one large figure; the small
@@ -70,10 +71,12 @@ def _png(fig: Any) -> str:
 def _tolerances(r: Result) -> tuple[float, float]:
     """The output and gradient tolerances of a result's mode, or the target's override."""
     name = r.mode.partition("@")[0]
-    overrides = r.options.get("tolerances") or {}
-    if name in overrides:
-        return float(overrides[name]), float(overrides[name])
-    return DEFAULT_TOLERANCES.get(name, 1e-4), GRADIENT_TOLERANCES.get(name, 1e-3)
+    outputs = r.options.get("tolerances") or {}
+    gradients = r.options.get("gradient_tolerances") or {}
+    return (
+        float(outputs.get(name, DEFAULT_TOLERANCES.get(name, 1e-4))),
+        float(gradients.get(name, GRADIENT_TOLERANCES.get(name, 1e-3))),
+    )
 
 
 def heat_cell(r: Result) -> tuple[float, str]:

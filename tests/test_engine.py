@@ -75,6 +75,38 @@ def test_a_hang_becomes_a_timeout_naming_the_example_and_the_run_goes_on(tmp_pat
     assert [r["status"] for r in saved["results"]] == ["timeout", "passed"]
 
 
+def test_where_a_hung_worker_was_is_read_from_its_stack() -> None:
+    from stress.engine.workers import _stuck_at
+
+    torch_dir = os.path.dirname(torch.__file__)
+    stress_dir = os.path.dirname(stress.__file__)
+    dump = (
+        "Current thread 0x00007f (most recent call first):\n"
+        f'  File "{torch_dir}/nn/modules/conv.py", line 549 in _conv_forward\n'
+        '  File "/home/me/project/losses.py", line 7 in my_loss\n'
+        f'  File "{stress_dir}/engine/evaluation.py", line 300 in _call\n'
+    )
+    assert (
+        _stuck_at(dump) == "; it was at losses.py:7 in my_loss, inside conv.py:549 in _conv_forward"
+    )
+    # no line of the user's: the innermost line of a library that is not Python's own
+    import threading as py_threading
+
+    stdlib_file = py_threading.__file__
+    only_libraries = (
+        f'  File "{stdlib_file}", line 331 in wait\n'
+        f'  File "{torch_dir}/serialization.py", line 12 in save\n'
+    )
+    assert (
+        _stuck_at(only_libraries)
+        == "; it was at serialization.py:12 in save, inside threading.py:331 in wait"
+    )
+    # a folder that only starts like a library's is the user's
+    sibling = f'  File "{stress_dir}_suites/mine.py", line 3 in f\n'
+    assert _stuck_at(sibling) == "; it was at mine.py:3 in f"
+    assert _stuck_at("") == ""
+
+
 class _FinalizerOfAnotherProcess:
     """Garbage whose finalizer waits on a thread only its own process has (a Dask client's)."""
 

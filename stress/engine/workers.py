@@ -24,6 +24,7 @@ import pickle
 import re
 import select
 import signal
+import site
 import struct
 import sys
 import sysconfig
@@ -61,15 +62,17 @@ _HEADER = struct.Struct("!Q")
 _FORK_LOCK = threading.Lock()
 _SUPERVISOR_FDS: set[int] = set()  # the pipe ends this process holds to its workers
 _THREAD = threading.local()
-_STACK: Any = None  # a worker's stack file, kept open for faulthandler
 _POLL = 1.0  # seconds between checks that a silent worker is still alive
 _DUMP_LINE = re.compile(r'File "([^"]+)", line (\d+) in (\S+)')  # faulthandler's frames
 _STRESS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _stack_file(pid: int) -> str:
-    """Where worker ``pid`` writes its stack when its supervisor asks (SIGUSR1)."""
-    return os.path.join(tempfile.gettempdir(), f"torch-stress-worker-{pid}.stack")
+def _anonymous_file() -> int:
+    """A file descriptor to a file with no name, for a worker's stack (nothing left behind)."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("torch-stress-stack")
+    with tempfile.TemporaryFile() as fh:
+        return os.dup(fh.fileno())
 
 
 def hold_forks() -> contextlib.AbstractContextManager[Any]:
@@ -214,10 +217,6 @@ def _exited(pid: int) -> bool:
 
 def _setup_worker(address_space: int | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-    # a worker past its deadline is asked where it is before it is killed
-    global _STACK
-    _STACK = open(_stack_file(os.getpid()), "w")  # noqa: SIM115 - open until the worker exits
-    faulthandler.register(signal.SIGUSR1, file=_STACK, all_threads=False)
     import torch
 
     # OpenMP's thread pool does not survive fork(): one thread per worker, which is also
@@ -240,14 +239,16 @@ def _run_job(job: Job, fd: int) -> None:
             _send(fd, ("error", traceback.format_exc()))
 
 
-def _fork(serve: Callable[[int, int], None]) -> tuple[int, int, int]:
-    """Fork a worker that runs ``serve(commands, results)``, then exits; returns its pid and
-    the supervisor's ends of the two pipes. The worker closes every other worker's pipes, so
-    only it holds its write end and its death reads as the end of the pipe."""
+def _fork(serve: Callable[[int, int], None]) -> tuple[int, int, int, int]:
+    """Fork a worker that runs ``serve(commands, results)``, then exits; returns its pid, the
+    supervisor's ends of the two pipes and the file the worker writes its stack to when asked
+    (SIGUSR1). The worker closes every other worker's pipes and files, so only it holds its
+    write end and its death reads as the end of the pipe."""
     with _FORK_LOCK:
         _warm_thread()
         commands_r, commands_w = os.pipe()
         results_r, results_w = os.pipe()
+        stack = _anonymous_file()
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -260,13 +261,16 @@ def _fork(serve: Callable[[int, int], None]) -> tuple[int, int, int]:
                 for fd in (*_SUPERVISOR_FDS, commands_w, results_r):
                     with contextlib.suppress(OSError):
                         os.close(fd)
+                # past its deadline, the worker is asked where it is before it is killed
+                with contextlib.suppress(OSError, RuntimeError, ValueError):
+                    faulthandler.register(signal.SIGUSR1, file=stack, all_threads=True)
                 serve(commands_r, results_w)
             finally:
                 os._exit(0)
         os.close(commands_r)
         os.close(results_w)
-        _SUPERVISOR_FDS.update((commands_w, results_r))
-    return pid, commands_w, results_r
+        _SUPERVISOR_FDS.update((commands_w, results_r, stack))
+    return pid, commands_w, results_r, stack
 
 
 def _close(pid: int, *fds: int) -> None:
@@ -276,8 +280,6 @@ def _close(pid: int, *fds: int) -> None:
             os.close(fd)
     with contextlib.suppress(ChildProcessError):
         _reap(pid)
-    with contextlib.suppress(OSError):
-        os.unlink(_stack_file(pid))
 
 
 class _Worker:
@@ -295,12 +297,12 @@ class _Worker:
                     return
                 _run_job(jobs[index], results)
 
-        self.pid, self.commands, results = _fork(serve)
+        self.pid, self.commands, results, self.stack = _fork(serve)
         self.reader = _Reader(results, self.pid)
         self.jobs_run = 0
 
     def stop(self) -> None:
-        _close(self.pid, self.commands, self.reader.fd)
+        _close(self.pid, self.commands, self.reader.fd, self.stack)
 
 
 def run_supervised(
@@ -313,11 +315,11 @@ def run_supervised(
         _setup_worker(address_space)
         _run_job(job, results)
 
-    pid, commands, results = _fork(serve)
+    pid, commands, results, stack = _fork(serve)
     try:
-        return _supervise(job, pid, _Reader(results, pid), running)
+        return _supervise(job, pid, _Reader(results, pid), stack, running)
     finally:
-        _close(pid, commands, results)
+        _close(pid, commands, results, stack)
 
 
 class WorkerPool:
@@ -348,7 +350,7 @@ class WorkerPool:
         worker.jobs_run += 1
         with contextlib.suppress(OSError):  # a worker that is gone: its death is read below
             _send(worker.commands, job.index)
-        result = _supervise(job, worker.pid, worker.reader, running)
+        result = _supervise(job, worker.pid, worker.reader, worker.stack, running)
         if result[0].status in _WORKER_LOST or worker.jobs_run >= self.recycle_after:
             self._local.worker = None
             with self._lock:
@@ -367,7 +369,9 @@ class WorkerPool:
 _WORKER_LOST = frozenset({Status.TIMEOUT, Status.CRASH, Status.ERROR})
 
 
-def _supervise(job: Job, pid: int, reader: _Reader, running: Running | None) -> JobOutput:
+def _supervise(
+    job: Job, pid: int, reader: _Reader, stack: int, running: Running | None
+) -> JobOutput:
     """Follow one job on worker ``pid`` to its end: done, past its deadline, or dead."""
     doing = "starting"
     if running is not None:
@@ -378,7 +382,7 @@ def _supervise(job: Job, pid: int, reader: _Reader, running: Running | None) -> 
             try:
                 kind, payload = reader.read(time.monotonic() + deadline)
             except TimeoutError:
-                where = _stuck_at(_stack_of(pid))
+                where = _stuck_at(_stack_of(pid, stack))
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
                 return _stopped(
@@ -404,22 +408,25 @@ def _supervise(job: Job, pid: int, reader: _Reader, running: Running | None) -> 
             running.done(job.key)
 
 
-def _stack_of(pid: int, wait: float = 2.0) -> str:
-    """The Python stack of a live worker, innermost frame first ("" when it cannot tell)."""
-    path = _stack_file(pid)
+def _stack_of(pid: int, stack: int, wait: float = 2.0) -> str:
+    """The Python stack of the job's thread in a live worker, innermost frame first ("" when it
+    cannot tell): faulthandler writes every thread's to ``stack`` on SIGUSR1."""
+    if _exited(pid):
+        return ""
     try:
         os.kill(pid, signal.SIGUSR1)
     except ProcessLookupError:
         return ""
-    until = time.monotonic() + wait
+    text, until = "", time.monotonic() + wait
     while time.monotonic() < until:
-        with contextlib.suppress(OSError), open(path) as fh:
-            text = fh.read()
-            if "File" in text:
-                time.sleep(0.05)  # the rest of the dump
-                return text + fh.read()
-        time.sleep(0.02)
-    return ""
+        time.sleep(0.05)
+        now = os.pread(stack, 1 << 20, 0).decode(errors="replace")
+        if now and now == text:
+            break  # written in full
+        text = now
+    threads = re.split(r"\n(?=(?:Current thread|Thread) 0x)", text)
+    # the thread that runs the job (the target may have started others)
+    return next((t for t in threads if _STRESS_DIR in t), threads[0])
 
 
 def _stuck_at(stack: str) -> str:
@@ -430,17 +437,23 @@ def _stuck_at(stack: str) -> str:
         return ""
     import torch
 
-    libraries = (
-        os.path.dirname(torch.__file__),
-        _STRESS_DIR,
-        sysconfig.get_paths()["stdlib"],
-        sysconfig.get_paths()["purelib"],
+    paths = sysconfig.get_paths()
+    libraries = tuple(
+        os.path.join(d, "")  # a folder, not every name it starts
+        for d in (
+            os.path.dirname(torch.__file__),
+            _STRESS_DIR,
+            paths["stdlib"],
+            paths["purelib"],
+            paths["platlib"],
+            *site.getsitepackages(),
+        )
     )
 
     def shown(frame: tuple[str, str, str]) -> str:
         return f"{os.path.basename(frame[0])}:{frame[1]} in {frame[2]}"
 
-    stdlib = sysconfig.get_paths()["stdlib"]
+    stdlib = os.path.join(paths["stdlib"], "")
     # the user's innermost line, or else the innermost line of a library that is not Python's
     user = next((f for f in frames if not f[0].startswith(libraries) and "<" not in f[0]), None)
     user = user or next((f for f in frames if not f[0].startswith(stdlib)), None)

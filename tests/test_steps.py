@@ -428,9 +428,18 @@ def loss_6(m: torch.nn.Module, b: dict[str, torch.Tensor]) -> torch.Tensor:
     return m(b["x"]).float().pow(2).mean()
 
 
-def test_an_undeclared_clip_is_named_in_the_step_equivalence_message() -> None:
-    report = stress.fuzz_step(
-        stress.guarded_step(max_grad_norm=1e-3, warmup=2),
+def clips(m: torch.nn.Module, opt: torch.optim.Optimizer, mode: Mode) -> Any:
+    def step(batch: dict[str, torch.Tensor], loss_fn: Any) -> None:
+        loss_fn(m, batch).backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1e-3)
+        opt.step()
+        opt.zero_grad()
+
+    return step
+
+
+def test_an_undeclared_clip_is_named_and_guarded_step_declares_its_own() -> None:
+    kwargs: dict[str, Any] = dict(
         model=model,
         optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
         loss=loss,
@@ -440,8 +449,13 @@ def test_an_undeclared_clip_is_named_in_the_step_equivalence_message() -> None:
         profile="ci",
         warmup_steps=2,
     )
+    report = stress.fuzz_step(clips, **kwargs)
     (finding,) = [f for f in report.findings if f.check == "step_equivalence"]
     assert "if the step clips gradients, declare max_grad_norm=" in finding.message
+    assert stress.fuzz_step(clips, **kwargs, max_grad_norm=1e-3).ok
+    # the ready factory says how it clips: the reference clips the same way
+    guarded = stress.fuzz_step(stress.guarded_step(max_grad_norm=1e-3, warmup=2), **kwargs)
+    assert guarded.ok, [str(f) for f in guarded.findings]
 
 
 def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
@@ -464,13 +478,13 @@ def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(model=torch.nn.Linear(3, 2)), "model=Linear(...)): give a function that builds"),
+        (dict(model=torch.nn.Linear(3, 2)), "model=Linear(...): give a function that builds"),
         (
             dict(optimizer=torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1)),
-            "optimizer=SGD(...)): give a function of the parameters",
+            "optimizer=SGD(...): give a function of the parameters",
         ),
-        (dict(batch=st.activations(("B", 3))), "batch=activations(('B', 3))): must be a dict"),
-        (dict(clip=1.0), "step_target(clip=...): not an option; options are"),
+        (dict(batch=st.activations(("B", 3))), "batch=activations(('B', 3)): must be a dict"),
+        (dict(clip=1.0), "clip=1.0: not an option of a training-step target; its options are"),
         (dict(max_grad_nrom=1.0), "(did you mean max_grad_norm?)"),
     ],
 )

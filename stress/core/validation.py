@@ -25,6 +25,18 @@ __all__ = [
 ]
 
 
+def short_repr(value: object) -> str:
+    """A value for a one-line message: a tensor by dtype and shape, anything else by its repr,
+    or by its type when that repr is long or spans lines."""
+    dtype, shape = getattr(value, "dtype", None), getattr(value, "shape", None)
+    if dtype is not None and shape is not None:
+        return f"a {dtype} tensor of shape {tuple(shape)}"
+    text = repr(value)
+    if len(text) <= 60 and "\n" not in text:
+        return text
+    return f"<{type(value).__name__} object>"
+
+
 def _where(name: str, value: object, context: str | None) -> str:
     return f"{context}({name}={value!r})" if context else f"{name}={value!r}"
 

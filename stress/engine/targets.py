@@ -128,15 +128,18 @@ def make_target(
     varkw = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in strategies if params and not varkw and k not in params]
     if unknown:
-        option_names = (*FunctionOptions.names(), *RunOptions.names())
-        typos = [
-            f"{k} looks like the option {close[0]}"
-            for k in unknown
-            if (close := difflib.get_close_matches(k, option_names, n=1))
-        ]
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, FunctionOptions.names(), n=1)
+            if k in RunOptions.names():
+                hints.append(
+                    f"{k} is an option of a run (stress.run, stress.fuzz), not of a target"
+                )
+            elif close:
+                hints.append(f"{k} looks like the option {close[0]}")
         raise InvalidArgument(
             f"{label}: strategies given for {unknown}, which are not parameters; parameters are "
-            f"{list(params)}" + (f" ({'; '.join(typos)})" if typos else "")
+            f"{list(params)}" + (f" ({'; '.join(hints)})" if hints else "")
         )
     missing = [
         k

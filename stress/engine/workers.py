@@ -2,10 +2,12 @@
 
 A forked worker (``os.fork``, so any target runs, lambdas included, with no import) tells its
 supervisor which example it is on before running it. When one example runs past its deadline,
-the supervisor kills the worker and the job becomes a ``timeout`` naming that example; a worker
-that dies (a segfault in a custom op, the kernel's OOM killer) becomes a ``crash`` with its
-signal. The worker's address space is capped, so a runaway allocation fails in the worker
-instead of swapping the machine. Either way the run goes on, on a new worker.
+the supervisor asks the worker for its stack (``faulthandler`` on SIGUSR1, into a file with no
+name), kills it, and the job becomes a ``timeout`` naming that example and the line it hung at;
+the worker freezes what it inherits (``gc.freeze``), so no finalizer of the parent's garbage
+runs in it. A worker that dies (a segfault in a custom op, the kernel's OOM killer) becomes a
+``crash`` with its signal. The worker's address space is capped, so a runaway allocation fails
+in the worker instead of swapping the machine. Either way the run goes on, on a new worker.
 
 Locally, :class:`WorkerPool` gives each supervising thread of a thread pool one worker that runs
 job after job (forking a process that holds torch, per job, cost a tenth of a run). With a

@@ -148,7 +148,9 @@ def _compare(
             text = comparison.to_markdown().encode()
             atomic_write(Path(markdown), lambda fh: fh.write(text))
         except OSError as e:
-            raise InvalidArgument(f"--markdown {markdown}: cannot write ({e.strerror})") from None
+            raise InvalidArgument(
+                f"--markdown {markdown}: cannot write {e.filename or markdown} ({e.strerror})"
+            ) from None
     return EXIT_OK if comparison.ok else EXIT_FAILED
 
 

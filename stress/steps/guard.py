@@ -71,7 +71,9 @@ class StepOutcome:
     """What one call to :meth:`GuardedStep.step` did."""
 
     loss: float
-    accepted: bool  # the micro-batch's gradient was kept
+    # the micro-batch's gradient was kept; False on the call that closes a window dropped for its
+    # gradients (every micro-batch of that window was dropped with it)
+    accepted: bool
     stepped: bool  # optimizer.step() ran
     skipped: str | None = None  # the reason, when a micro-batch or a window was skipped
     grad_norm: float | None = None  # total norm before clipping, when measured at a closed window
@@ -125,12 +127,12 @@ class GuardedStep:
             model, (torch.nn.Module, Iterable)
         ):
             raise InvalidArgument(
-                f"GuardedStep(model={_short(model)}): must be an nn.Module or an iterable of "
+                f"GuardedStep(model={v.short_repr(model)}): must be an nn.Module or an iterable of "
                 "parameters (the optimizer comes second)"
             )
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InvalidArgument(
-                f"GuardedStep(optimizer={_short(optimizer)}): must be a torch.optim.Optimizer"
+                f"GuardedStep(optimizer={v.short_repr(optimizer)}): must be a torch.optim.Optimizer"
             )
         if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
             raise InvalidArgument(
@@ -198,7 +200,9 @@ class GuardedStep:
     def step(self, loss: torch.Tensor) -> StepOutcome:
         """Backward one micro-batch's loss; close the window (optimizer step) every ``accumulation_steps``."""
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise InvalidArgument(f"GuardedStep.step(loss={_short(loss)}): must be a scalar tensor")
+            raise InvalidArgument(
+                f"GuardedStep.step(loss={v.short_repr(loss)}): must be a scalar tensor"
+            )
         if not loss.requires_grad:
             raise InvalidArgument(
                 "GuardedStep.step(loss): the loss does not require grad — it was computed "
@@ -405,11 +409,3 @@ class GuardedStep:
             f"GuardedStep(steps={self.counts['steps']}, skipped={ {r: self.counts[r] for r in SKIP_REASONS if self.counts[r]} }, "
             f"last_grad_norm={self.last_grad_norm}, last_scale={self.last_scale})"
         )
-
-
-def _short(value: object) -> str:
-    """A value for a message: a tensor by shape and dtype, an object by type when its repr is long."""
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    text = repr(value)
-    return text if len(text) <= 60 and "\n" not in text else f"<{type(value).__name__} object>"

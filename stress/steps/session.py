@@ -50,7 +50,7 @@ from ..core.options import MODE_NAMES, StepOptions, options_doc
 from ..core.outcomes import Outcome
 from ..core.recipes import Example, TensorRecipe
 from ..core.strategies import as_argument_strategy, examples, resolve_dims
-from ..core.validation import check_callable
+from ..core.validation import check_callable, short_repr
 from ..engine.evaluation import BYTES_PER_ELEMENT, round_to_mode
 from ..engine.runner import run
 from ..engine.session import Observation, UserError
@@ -95,22 +95,17 @@ class StepTarget(BaseTarget):
 def loss_value(loss: Any) -> torch.Tensor:
     """The scalar a loss stands for: itself, or ``sum / count`` for a token-weighted pair (0 when
     no token counts: there is nothing to learn from)."""
+    value = loss
     if isinstance(loss, (tuple, list)) and len(loss) == 2:
         total, count = loss
-        loss = total / count if bool(count != 0) else total * 0
-    if not (isinstance(loss, torch.Tensor) and loss.is_floating_point() and loss.numel() == 1):
+        value = total / count if bool(count != 0) else total * 0
+    if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel() == 1):
         raise TypeError(
-            f"the loss returned {_short(loss)}; a loss returns a scalar floating-point tensor "
-            "or a (sum, count) pair of tensors"
+            f"the loss returned {short_repr(loss)}"
+            + ("" if isinstance(loss, torch.Tensor) else f" ({type(loss).__name__})")
+            + "; a loss returns a scalar floating-point tensor or a (sum, count) pair of tensors"
         )
-    return loss
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
-    text = repr(value)
-    return f"{text if len(text) <= 40 else text[:37] + '...'} ({type(value).__name__})"
+    return value
 
 
 def _state_tensors(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -165,6 +160,10 @@ class StepSession:
         # (``guarded_step``: the guard's ``warmup``); faults come after both
         needs = getattr(target.make_step, "warmup", 0)
         self.warmup_steps = max(target.options.warmup_steps, needs if isinstance(needs, int) else 0)
+        # the clip a factory declares (``guarded_step(max_grad_norm=...)``) when the target does not
+        self.max_grad_norm: float | None = target.options.max_grad_norm
+        if self.max_grad_norm is None:
+            self.max_grad_norm = getattr(target.make_step, "max_grad_norm", None)
         self.last_inputs: dict[str, Any] = {}
         self._shadow: torch.nn.Module | None = None
 
@@ -186,7 +185,7 @@ class StepSession:
         try:
             model = self.target.model()
             if not isinstance(model, torch.nn.Module):
-                raise TypeError(f"model() returned {_short(model)}, not an nn.Module")
+                raise TypeError(f"model() returned {short_repr(model)}, not an nn.Module")
             if not any(p.requires_grad for p in model.parameters()):
                 raise TypeError(
                     "model() built a module with no trainable parameter: nothing to step"
@@ -221,7 +220,7 @@ class StepSession:
             step = t.make_step(model, opt, mode)
             if not callable(step):
                 raise TypeError(
-                    f"{t.name} returned {_short(step)}; a step factory returns step(batch, loss_fn)"
+                    f"{t.name} returned {short_repr(step)}; a step factory returns step(batch, loss_fn)"
                 )
         except Exception as e:
             raise UserError(e) from e
@@ -354,7 +353,7 @@ class StepSession:
         return []
 
     def _clip_bound(self, where: str, norms: Sequence[float]) -> list[Violation]:
-        bound = self.options.max_grad_norm
+        bound = self.max_grad_norm
         if bound is None:
             return []
         # clipping in a low-precision dtype is exact only to a few of its eps
@@ -437,8 +436,8 @@ class StepSession:
         ref_opt.zero_grad()
         loss_value(t.loss(reference, joined)).backward()
         ref_norm = total_norm([p.grad for p in reference.parameters() if p.grad is not None])
-        if self.options.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(reference.parameters(), self.options.max_grad_norm)
+        if self.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(reference.parameters(), self.max_grad_norm)
         ref_opt.step()
         state = _state_tensors(model, opt)
         want = {k: x.detach() for k, x in _state_tensors(reference, ref_opt).items()}
@@ -496,7 +495,7 @@ class StepSession:
             ):
                 outcome = Outcome.LIMIT
                 message += f". Below resolution: the batch holds values smaller than {mode.facts.name}'s smallest normal"
-            elif self.options.max_grad_norm is None and seen_norm < 0.9 * ref_norm:
+            elif self.max_grad_norm is None and seen_norm < 0.9 * ref_norm:
                 message += (
                     f". The gradient optimizer.step() saw has norm {format_number(seen_norm)}, the "
                     f"whole batch's float64 gradient {format_number(ref_norm)}: if the step clips "
@@ -533,28 +532,29 @@ def step_target(
     """
     if isinstance(model, torch.nn.Module):
         raise InvalidArgument(
-            f"step_target(model={type(model).__name__}(...)): give a function that builds the "
+            f"model={type(model).__name__}(...): give a function that builds the "
             f"model, e.g. model=lambda: torch.nn.Linear(6, 3): every example starts from a fresh one"
         )
     if isinstance(optimizer, torch.optim.Optimizer):
         raise InvalidArgument(
-            f"step_target(optimizer={type(optimizer).__name__}(...)): give a function of the "
+            f"optimizer={type(optimizer).__name__}(...): give a function of the "
             "parameters, e.g. optimizer=lambda params: torch.optim.SGD(params, lr=0.1)"
         )
     for arg, fn in (("model", model), ("optimizer", optimizer), ("loss", loss)):
         check_callable(arg, fn, context="step_target")
     if not isinstance(batch, Mapping):
         raise InvalidArgument(
-            f"step_target(batch={batch!r}): must be a dict from each batch entry's name to its "
+            f"batch={short_repr(batch)}: must be a dict from each batch entry's name to its "
             "strategy, e.g. batch={'x': st.activations(('B', 6))}"
         )
     unknown = [k for k in options if k not in StepOptions.names()]
     if unknown:
         close = difflib.get_close_matches(unknown[0], StepOptions.names(), n=1)
         raise InvalidArgument(
-            f"step_target({unknown[0]}=...): not an option"
+            f"{unknown[0]}={short_repr(options[unknown[0]])}: not an option of a training-step "
+            "target"
             + (f" (did you mean {close[0]}?)" if close else "")
-            + f"; options are {', '.join(StepOptions.names())}"
+            + f"; its options are {', '.join(StepOptions.names())}"
         )
     opts = StepOptions(**options)
     arguments = {k: as_argument_strategy(k, v) for k, v in batch.items()}
@@ -585,7 +585,8 @@ def guarded_step(**options: Any) -> StepFactory:
 
     In ``amp-fp16`` it adds a ``torch.amp.GradScaler`` on the mode's device, as ``torch.amp``
     recommends (a scaler cannot unscale the float16 gradients of pure ``fp16`` parameters). Its
-    ``warmup`` attribute (the guard's) makes the harness's clean warm-up at least that long.
+    ``warmup`` attribute (the guard's) makes the harness's clean warm-up at least that long, and
+    its ``max_grad_norm`` is the target's unless the target declares its own.
     """
 
     def make_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, mode: Mode) -> Step:
@@ -603,10 +604,12 @@ def guarded_step(**options: Any) -> StepFactory:
         return step
 
     make_step.__name__ = "guarded_step"
-    # the harness runs this many clean calls first: the guard judges no spike before then
+    # the harness runs this many clean calls first (the guard judges no spike before then),
+    # and its reference step clips as the guard does
     make_step.warmup = options.get(  # type: ignore[attr-defined]
         "warmup", inspect.signature(GuardedStep).parameters["warmup"].default
     )
+    make_step.max_grad_norm = options.get("max_grad_norm")  # type: ignore[attr-defined]
     return make_step
 
 

@@ -513,9 +513,8 @@ def test_a_step_factory_that_returns_no_step_is_named() -> None:
         modes=("fp32",),
         profile="ci",
     )
-    assert (
-        "forgot_return returned None (NoneType); a step factory returns step(batch, loss_fn)"
-        in (report.findings[0].message)
+    assert "forgot_return returned None; a step factory returns step(batch, loss_fn)" in (
+        report.findings[0].message
     )
 
 

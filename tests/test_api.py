@@ -185,6 +185,7 @@ def test_the_public_surface_is_the_package() -> None:
             "gradient_tolerances['fp16']=-1",
         ),
         (lambda: stress.Expect.may_fail("error", rate=2.0), "rate=2.0"),
+        (lambda: stress.Expect.may_fail("error", rate=0), "a failure that is never found"),
         (
             lambda: stress.target(fn, x=st.tensors((2,)), expect={"tpu:fp16": "error"}, reason="r"),
             "'tpu:fp16'",

@@ -188,6 +188,10 @@ def test_the_heat_map_shows_a_gradient_error_when_it_is_the_worse(naive_run: Pat
     result.options.update(tolerances={"fp32": 1e-3}, gradient_tolerances={"fp32": 1e-1})
     result.worst.update(error=2e-3, grad_error=1e-1)
     assert heat_cell(result) == (pytest.approx(2.0), "2")
+    # a failure its errors do not show is not a quiet green cell
+    result.worst.update(error=1e-4, grad_error=1e-3)
+    result.status = stress.Status.FAILED
+    assert heat_cell(result) == (pytest.approx(0.1), "FAIL 0.1")
 
 
 def test_markdown_has_the_matrix_and_the_findings(naive_run: Path) -> None:
@@ -334,6 +338,13 @@ def test_compare_modes_returns_a_table_per_mode(tmp_path: Path) -> None:
     assert (table["examples"] == 40).all()
     assert table.loc["fp16", "failure rate"] >= table.loc["fp32", "failure rate"] > 0
     assert "data:image/png;base64," in (tmp_path / "modes.html").read_text()
+    # every failed check of an example is counted, not only the first
+    counted = [
+        int(part.rpartition("×")[2])
+        for part in table.loc["fp32", "failed checks"].split(", ")
+        if part
+    ]
+    assert sum(counted) >= table.loc["fp32", "failures"]
 
 
 def test_step_findings_validate_too(tmp_path: Path) -> None:

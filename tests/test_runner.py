@@ -294,6 +294,15 @@ def test_findings_keep_their_inputs_for_replay(tmp_path: Path) -> None:
             dict(x=st.tensors(("B",)), max_example=3),
             "(max_example looks like the option max_examples)",
         ),
+        (dict(x=st.tensors(("B",)), modes="fp16,fp16"), "modes='fp16,fp16': 'fp16' is given twice"),
+        (
+            dict(x=st.tensors(("B",)), expect="reference_mismatch", reason="r"),
+            "names 'reference_mismatch', a check this target does not run (it needs reference=)",
+        ),
+        (
+            dict(x=st.tensors(("B",)), expect="gradient_error", reason="r", gradient_error=False),
+            "(it needs gradient_error=True)",
+        ),
         (dict(x=st.tensors), "call the strategy"),
     ],
 )
@@ -301,6 +310,14 @@ def test_bad_arguments_get_clear_errors(kwargs, needle: str) -> None:  # type: i
     with pytest.raises(stress.InvalidArgument) as e:
         stress.fuzz(bounded, **kwargs)
     assert needle in str(e.value)
+
+
+def test_an_expectation_for_a_mode_the_target_does_not_run_is_refused() -> None:
+    with pytest.raises(stress.InvalidArgument) as e:
+        stress.target(
+            bounded, x=st.tensors(("B",)), modes=("fp32",), expect={"bf16": "error"}, reason="r"
+        )
+    assert "names 'bf16', a mode this target does not run (modes=('fp32',))" in str(e.value)
 
 
 def test_cross_entropy_in_fp32_passes() -> None:

@@ -67,6 +67,9 @@ def _check_modes(name: str, value: object) -> tuple[str, ...]:
         raise InvalidArgument(
             f"{name}={value!r}: unknown mode {bad[0]!r}; accepted modes are {', '.join(MODE_NAMES)}"
         )
+    twice = [m for i, m in enumerate(modes) if m in modes[:i]]
+    if twice:
+        raise InvalidArgument(f"{name}={value!r}: {twice[0]!r} is given twice")
     return tuple(str(m) for m in modes)
 
 
@@ -125,6 +128,14 @@ class TargetOptions:
             )
         if self.modes is not None:
             object.__setattr__(self, "modes", _check_modes("modes", self.modes))
+            if isinstance(given, Mapping):
+                ran = {_mode_name(m) for m in self.modes}
+                idle = [k for k in given if str(k).rpartition(":")[2] not in ran]
+                if idle:
+                    raise InvalidArgument(
+                        f"expect={given!r} names {idle[0]!r}, a mode this target does not run "
+                        f"(modes={self.modes!r})"
+                    )
         object.__setattr__(self, "dims", v.check_dims(self.dims))
         object.__setattr__(self, "tolerances", _positive_mapping("tolerances", self.tolerances))
         v.check_number("max_grad_norm", self.max_grad_norm, positive=True, allow_none=True)
@@ -238,6 +249,7 @@ class FunctionOptions(TargetOptions):
                 self, "reference_dtype", _dtype("reference_dtype", self.reference_dtype)
             )
         object.__setattr__(self, "check_names", _function_checks(self))
+        _check_expected_checks(self)
 
 
 def _dtype(name: str, value: object) -> Any:
@@ -250,6 +262,31 @@ def _dtype(name: str, value: object) -> Any:
             f"{name}={value!r}: must be a floating torch dtype, e.g. torch.float32"
         )
     return value
+
+
+# what makes a target run a check it does not run by default
+_ENABLED_BY = {
+    "output_bound": "max_output=",
+    "gradient_bound": "max_grad_norm=",
+    "gradient_error": "gradient_error=True",
+    "reference_mismatch": "reference=",
+    "clip_bound": "max_grad_norm=",
+    "step_equivalence": "step_equivalence=True",
+}
+
+
+def _check_expected_checks(o: TargetOptions) -> None:
+    """An expectation may name only checks the target runs: one it never runs would be an
+    XPASS after the whole search."""
+    for mode, e in o.expect.items():
+        missing = sorted((e.checks or frozenset()) - set(o.check_names))
+        if missing:
+            how = _ENABLED_BY.get(missing[0])
+            raise InvalidArgument(
+                f"expect[{mode!r}] names {missing[0]!r}, a check this target does not run"
+                + (f" (it needs {how})" if how else "")
+                + f"; it runs {', '.join(o.check_names)}"
+            )
 
 
 def _function_checks(o: FunctionOptions) -> tuple[str, ...]:
@@ -305,6 +342,7 @@ class StepOptions(TargetOptions):
         if self.step_equivalence:
             checks.append("step_equivalence")
         object.__setattr__(self, "check_names", tuple(checks))
+        _check_expected_checks(self)
 
 
 def _cpu_count() -> int:

@@ -129,8 +129,11 @@ class Expect:
 
     @classmethod
     def may_fail(cls, *checks: str, rate: float | None = None) -> Expect:
-        if rate is not None and not (isinstance(rate, (int, float)) and 0 <= rate <= 1):
-            raise InvalidArgument(f"Expect.may_fail(rate={rate!r}): must be a fraction in [0, 1]")
+        if rate is not None and not (isinstance(rate, (int, float)) and 0 < rate <= 1):
+            raise InvalidArgument(
+                f"Expect.may_fail(rate={rate!r}): must be a fraction in (0, 1] — a failure "
+                "that is never found is no expectation"
+            )
         return cls._make("may-fail", checks, rate)
 
     @classmethod

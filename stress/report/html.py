@@ -87,7 +87,9 @@ def heat_cell(r: Result) -> tuple[float, str]:
     if not (math.isfinite(output) and math.isfinite(gradient)):
         return math.inf, "NaN/Inf"
     worst = max(output, gradient)
-    return worst, ("∇ " if gradient > output else "") + f"{worst:.2g}"
+    label = ("∇ " if gradient > output else "") + f"{worst:.2g}"
+    # a failure the errors do not show (NaN where float64 is NaN too, an exception, a bound)
+    return worst, f"FAIL {label}" if r.status.fails_run and worst <= 1 else label
 
 
 def error_heatmap(report: Report) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -302,6 +303,15 @@ def test_replay_says_whether_a_finding_still_fails(
     assert not outcome.still_fails and "passes now" in str(outcome)
     with pytest.raises(stress.InvalidArgument, match="matches 0 findings"):
         stress.replay(run_dir, "nothing-like-this")
+
+
+def test_finding_numbers_are_those_the_reports_show(naive_run: Path) -> None:
+    shown = re.findall(r"^### (\d+)\. `([^`]+)`", (naive_run / "report.md").read_text(), re.M)
+    assert len(shown) >= 2, shown
+    page = html.unescape((naive_run / "report.html").read_text())
+    for number, finding_id in shown:
+        assert stress.replay(naive_run, number).finding.id == finding_id
+        assert f"<h3>{number}. {finding_id}</h3>" in page
 
 
 def test_merge_joins_shards_and_copies_their_tensors(

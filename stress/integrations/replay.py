@@ -14,6 +14,7 @@ from ..engine.evaluation import FunctionSession
 from ..engine.session import UserError
 from ..engine.targets import Target, make_target
 from ..errors import InvalidArgument, ReportError
+from ..report.markdown import sorted_findings
 from ..report.model import Finding, Report
 from ..report.render import stats_text
 from ..report.storage import load_inputs, load_report
@@ -46,7 +47,8 @@ class ReplayOutcome:
 
 
 def select(findings: list[Finding], which: str) -> Finding:
-    """A finding by id, number (1-based) or a unique part of its id."""
+    """A finding by id, number (1-based, as report.md and report.html number them) or a unique
+    part of its id."""
     by_id = [f for f in findings if f.id == which]
     if by_id:
         return by_id[0]
@@ -63,7 +65,7 @@ def select(findings: list[Finding], which: str) -> Finding:
 
 def explain(report: Report, finding: str) -> str:
     """A finding with its diagnosis: the op, the user's line, statistics and mechanism."""
-    f = select(report.findings, finding)
+    f = select(sorted_findings(report), finding)
     if not f.diagnosis:
         return (
             f"{f}\n  no diagnosis: {f.check} is a logic invariant or no op produced the bad value"
@@ -88,7 +90,7 @@ def replay(report: str | os.PathLike[str], finding: str) -> ReplayOutcome:
     path = Path(report)
     folder = path if path.is_dir() else path.parent
     loaded = load_report(path)
-    f = select(loaded.findings, finding)
+    f = select(sorted_findings(loaded), finding)
     if not f.inputs_file or not f.source:
         raise ReportError(
             f"{f.id} cannot be replayed: its report keeps no inputs or no importable target "

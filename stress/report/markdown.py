@@ -24,6 +24,10 @@ def _order(report: Report) -> dict[tuple[str, str], int]:
     return {(r.target, r.mode): i for i, r in enumerate(report.results)}
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def sorted_findings(report: Report) -> list[Finding]:
     """Unexpected failures first, then expected ones, then limits and flaky ones; in run order."""
     order = _order(report)
@@ -46,8 +50,8 @@ def to_markdown(report: Report, directory: Path | None = None) -> str:
     lines = [
         f"# torch-stress report `{report.run_id}`{state}",
         "",
-        f"{len(targets)} targets × {len(modes)} modes: {verdict}; {len(report.findings)} findings "
-        f"({len(report.unexpected)} unexpected).",
+        f"{_count(len(targets), 'target')} × {_count(len(modes), 'mode')}: {verdict}; "
+        f"{_count(len(report.findings), 'finding')} ({len(report.unexpected)} unexpected).",
         "",
     ]
     if report.running:
@@ -60,8 +64,8 @@ def to_markdown(report: Report, directory: Path | None = None) -> str:
         lines.append(f"| `{t}` | " + " | ".join(cells) + " |")
     if report.findings:
         lines += ["", "## Findings", ""]
-        for f in sorted_findings(report):
-            lines += [f"### `{f.id}`", "", finding_headline(f), "", f.message, ""]
+        for number, f in enumerate(sorted_findings(report), 1):  # the numbers replay takes
+            lines += [f"### {number}. `{f.id}`", "", finding_headline(f), "", f.message, ""]
             lines.append(f"- counterexample: `{counterexample_text(f)}`")
             if f.figures:
                 lines.append(f"- figures: {figures_text(f.figures)}")

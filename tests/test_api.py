@@ -21,7 +21,7 @@ SAMPLE: dict[str, Any] = {
     "name": "sampled",
     "expect": {"fp16": "error"},
     "reason": "a sample",
-    "modes": ("fp32",),
+    "modes": ("fp32", "fp16"),
     "dims": {"B": (1, 2)},
     "tolerances": {"fp32": 1e-3},
     "max_grad_norm": 10.0,

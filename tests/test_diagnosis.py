@@ -337,6 +337,20 @@ def test_a_product_with_a_constant_names_the_constant_not_a_square() -> None:
     assert "(|x| < 0.003907 overflows)" in inverse.explanation
 
 
+def test_an_rsqrt_whose_derivative_overflows_names_the_eps_it_needs() -> None:
+    """RMSNorm with eps=1e-6 on a zero row in float16: rsqrt(1e-6) = 993 is fine, its
+    derivative ½·x^−1.5 ≈ 5e8 is not — the eps is too small, not the domain's edge."""
+    x = torch.zeros(1, 8, dtype=torch.float16, requires_grad=True)
+    d = diagnose(
+        lambda: (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)).sum().backward(),
+        Mode("fp16"),
+        0.01,
+    )
+    assert d is not None and d.mechanism == "derivative overflow", d
+    assert "rsqrt reaches 993, so its input is about 1.01e-06" in d.explanation
+    assert "must be at least that in float16" in d.explanation and "x = 0.000388" in d.explanation
+
+
 # ---------------------------------------------------------------- what is never blamed
 
 

@@ -321,6 +321,28 @@ def _eps_underflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None
     return None
 
 
+def _derivative_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    """rsqrt of a small positive number: its derivative, not the value, leaves the dtype (an
+    RMSNorm whose eps is too small for float16, on a zero row)."""
+    reached = r.inputs.get("max_abs", 0.0)
+    if not (
+        (r.node or "").startswith("Rsqrt")
+        and r.phase == "backward"
+        and r.output.get("inf")
+        and not r.inputs.get("zeros")
+        and 0 < reached < math.inf
+    ):
+        return None
+    top = _dtype_max(r)
+    bound = (2 * top) ** (-2 / 3)  # where ½·x^−1.5 reaches the dtype's max
+    return (
+        f"rsqrt's derivative overflows {r.dtype}: rsqrt reaches {reached:.4g}, so its input is "
+        f"about {reached**-2:.3g}, and the derivative ½·x^−1.5 exceeds {top:.6g} below "
+        f"x = {bound:.3g} — an eps added before the rsqrt must be at least that in {r.dtype}, "
+        f"or compute the norm in {_wider(r.dtype)}"
+    )
+
+
 def _domain_boundary(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
     node = r.node or ""
     for fn, where in (
@@ -538,6 +560,7 @@ MECHANISMS: list[tuple[str, Mechanism]] = [
     ("exp overflow", _exp_overflow),
     ("cast overflow", _cast_overflow),
     ("eps underflow", _eps_underflow),
+    ("derivative overflow", _derivative_overflow),
     ("domain boundary", _domain_boundary),
     ("0/0 after underflow", _zero_over_zero),
     ("masked row", _masked_row),

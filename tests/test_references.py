@@ -180,6 +180,29 @@ def test_reference_torch_says_what_it_knows() -> None:
         )
 
 
+def fuzz_masked_max_cli(tmp_path: Path, function: str, reference: str) -> int:
+    """``stress fuzz`` of a masked max over (B, L) with ``--reference``, in fp32, ci profile."""
+    return main(
+        [
+            "fuzz",
+            function,
+            "--arg",
+            "x=activations(('B', 'L'), min_value=-10, max_value=10)",
+            "--arg",
+            "mask=masks(('B', 'L'))",
+            "--reference",
+            reference,
+            "--modes",
+            "fp32",
+            "--profile",
+            "ci",
+            "--no-progress",
+            "--report-dir",
+            str(tmp_path / "r"),
+        ]
+    )
+
+
 def test_compare_modes_and_the_cli_take_a_reference(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,25 +227,7 @@ def test_compare_modes_and_the_cli_take_a_reference(
             """
         )
     )
-    code = main(
-        [
-            "fuzz",
-            f"{module}:padded_max_pool",
-            "--arg",
-            "x=activations(('B', 'L'), min_value=-10, max_value=10)",
-            "--arg",
-            "mask=masks(('B', 'L'))",
-            "--reference",
-            f"{module}:trusted",
-            "--modes",
-            "fp32",
-            "--profile",
-            "ci",
-            "--no-progress",
-            "--report-dir",
-            str(tmp_path / "r"),
-        ]
-    )
+    code = fuzz_masked_max_cli(tmp_path, f"{module}:padded_max_pool", f"{module}:trusted")
     out = capsys.readouterr().out
     assert code == 1 and "reference_mismatch failed" in out and "Semantic" in out
 
@@ -268,25 +273,7 @@ def test_the_cli_reference_torch_takes_a_function_named_after_the_op(
     # "kernels.py:masked_max", whose last word is the op
     module = tmp_path / "kernels.py"
     module.write_text("def masked_max(x, mask):\n    return x.masked_fill(~mask, -1e9).amax(-1)\n")
-    code = main(
-        [
-            "fuzz",
-            f"{module}:masked_max",
-            "--arg",
-            "x=activations(('B', 'L'), min_value=-10, max_value=10)",
-            "--arg",
-            "mask=masks(('B', 'L'))",
-            "--reference",
-            "torch",
-            "--modes",
-            "fp32",
-            "--profile",
-            "ci",
-            "--no-progress",
-            "--report-dir",
-            str(tmp_path / "r"),
-        ]
-    )
+    code = fuzz_masked_max_cli(tmp_path, f"{module}:masked_max", "torch")
     out = capsys.readouterr().out
     assert code == 1 and "reference_mismatch failed" in out and "torch masked_max" in out
 

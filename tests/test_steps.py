@@ -458,16 +458,21 @@ def test_an_undeclared_clip_is_named_and_guarded_step_declares_its_own() -> None
     assert guarded.ok, [str(f) for f in guarded.findings]
 
 
-def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
-    report = stress.fuzz_step(
-        plain,
+def fuzz_small_step(make_step: Any, **given: Any) -> stress.Report:
+    """``fuzz_step`` of the small linear model with SGD in fp32, ``given`` replacing any part."""
+    defaults: dict[str, Any] = dict(
         model=model,
         optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
-        loss=lambda m, b: 3,
+        loss=loss,
         batch={"x": st.activations(("B", 3))},
         modes=("fp32",),
         profile="ci",
     )
+    return stress.fuzz_step(make_step, **{**defaults, **given})
+
+
+def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
+    report = fuzz_small_step(plain, loss=lambda m, b: 3)
     (finding,) = report.findings
     assert finding.check == "exception"
     assert "the loss returned 3 (int); a loss returns a scalar floating-point tensor" in (
@@ -489,14 +494,8 @@ def test_a_loss_that_returns_no_tensor_is_named_as_such() -> None:
     ],
 )
 def test_misused_fuzz_step_arguments_are_named(kwargs: dict[str, Any], needle: str) -> None:
-    given: dict[str, Any] = dict(
-        model=model,
-        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
-        loss=loss,
-        batch={"x": st.activations(("B", 3))},
-    )
     with pytest.raises(InvalidArgument) as e:
-        stress.fuzz_step(plain, **{**given, **kwargs}, modes=("fp32",), profile="ci")
+        fuzz_small_step(plain, **kwargs)
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
@@ -504,30 +503,14 @@ def test_a_step_factory_that_returns_no_step_is_named() -> None:
     def forgot_return(m: torch.nn.Module, opt: torch.optim.Optimizer, mode: Mode) -> Any:
         def step(batch: dict[str, torch.Tensor], loss_fn: Any) -> None: ...
 
-    report = stress.fuzz_step(
-        forgot_return,
-        model=model,
-        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
-        loss=loss,
-        batch={"x": st.activations(("B", 3))},
-        modes=("fp32",),
-        profile="ci",
-    )
+    report = fuzz_small_step(forgot_return)
     assert "forgot_return returned None; a step factory returns step(batch, loss_fn)" in (
         report.findings[0].message
     )
 
 
 def test_a_model_without_parameters_is_named_as_the_users_error() -> None:
-    report = stress.fuzz_step(
-        plain,
-        model=torch.nn.ReLU,
-        optimizer=lambda p: torch.optim.SGD(p, lr=0.1),
-        loss=loss,
-        batch={"x": st.activations(("B", 3))},
-        modes=("fp32",),
-        profile="ci",
-    )
+    report = fuzz_small_step(plain, model=torch.nn.ReLU)
     assert report.results[0].status == "failed", report.results[0].reason  # not "error"
     (finding,) = report.findings
     assert finding.check == "exception"

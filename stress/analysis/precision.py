@@ -121,13 +121,12 @@ def compare_modes(
             failed.update({v.check for v in fails})  # every check, once per example
             failures += bool(fails)
             limits += bool(obs.violations) and not fails
-        n = failures
         rows.append(
             {
                 "mode": mode.label,
                 "examples": len(inputs),
-                "failures": n,
-                "failure rate": n / max(len(inputs), 1),
+                "failures": failures,
+                "failure rate": failures / max(len(inputs), 1),
                 "limits": limits,
                 "worst error (eps)": worst_error,
                 "worst grad norm": worst_grad,

@@ -224,3 +224,21 @@ def test_one_pass_summary_agrees_with_the_figures_computed_one_by_one(
     lost = s.compared and bool((~torch.isfinite(v) & torch.isfinite(r)).any())
     assert s.lost == lost
     assert summarize({"v": v}, None)["v"].compared is False
+
+
+def test_summary_of_several_tensors_is_each_one_summarized_alone() -> None:
+    # finite ones take four passes, non-finite ones the masked path: the mix keeps its order
+    values = {
+        "loss": torch.tensor(2.0, dtype=torch.float16),
+        "grad": torch.tensor([1.0, math.nan, 3.0], dtype=torch.float16),
+        "empty": torch.zeros(0),
+        "other": torch.tensor([[-4.0, 5.0]]),
+    }
+    refs = {"loss": torch.tensor(2.5, dtype=F64), "grad": torch.tensor([1.0, 2.0, math.inf])}
+    together = summarize(values, refs)
+    assert list(together) == list(values)
+    for key, v in values.items():
+        alone = summarize({key: v}, {key: refs[key]} if key in refs else None)[key]
+        assert repr(together[key]) == repr(alone)  # (NaN figures compare by their repr)
+    assert together["grad"].lost and together["grad"].nonfinite == 1
+    assert together["other"].max_abs == 5.0 and not together["other"].compared

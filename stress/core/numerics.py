@@ -119,57 +119,87 @@ class TensorSummary:
 def summarize(
     values: Mapping[str, torch.Tensor], references: Mapping[str, torch.Tensor] | None
 ) -> dict[str, TensorSummary]:
-    """Every figure of :class:`TensorSummary` for several tensors, with one synchronisation.
+    """Every figure of :class:`TensorSummary` for several tensors, in one synchronisation when
+    everything is finite (and one more for the tensors where something is not).
 
     The figures are those of :func:`max_abs`, :func:`norm_of` and :func:`normwise_error` computed
-    separately, in one pass per tensor; the checks then touch a tensor again only to describe a
-    violation.
+    separately; the checks then touch a tensor again only to describe a violation. When a tensor
+    and its reference are finite (almost every example), four passes give them all — the extremes
+    of the value, of the reference and of their difference, and the norm; NaN and inf propagate
+    through those extremes, so the rest is computed with masks only when they are not finite.
     """
-    stats: list[torch.Tensor] = []
-    layout: list[tuple[str, bool, int]] = []
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    out: dict[str, TensorSummary] = {}
     for key, t in values.items():
-        # the value stays in its own dtype (a 16-bit tensor is a quarter of its float64 copy);
-        # reductions and the difference from the reference are computed in float64
-        v = t.detach().cpu()
         ref = references.get(key) if references is not None else None
-        compared = ref is not None and tuple(ref.shape) == tuple(v.shape)
-        if not v.numel():
-            layout.append((key, compared, 0))
+        compared = ref is not None and tuple(ref.shape) == tuple(t.shape)
+        if not t.numel():
+            out[key] = TensorSummary(0, math.nan, 0.0, compared)
+        else:
+            pairs[key] = (as_float64(t), as_float64(ref) if compared and ref is not None else None)
+    if not pairs:
+        return out
+    stats: list[torch.Tensor] = []
+    for v, r in pairs.values():
+        stats += [*torch.aminmax(v), torch.linalg.vector_norm(v)]
+        if r is not None:
+            stats += [*torch.aminmax(r - v), *torch.aminmax(r)]
+    figures = iter(torch.stack(stats).tolist())
+    masked: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    for key, (v, r) in pairs.items():
+        low, high, norm = next(figures), next(figures), next(figures)
+        if r is None:
+            if math.isfinite(low) and math.isfinite(high):
+                out[key] = TensorSummary(0, max(-low, high), norm, False)
+            else:
+                masked[key] = (v, r)
             continue
+        d_low, d_high, r_low, r_high = (next(figures) for _ in range(4))
+        if all(math.isfinite(x) for x in (low, high, r_low, r_high)):
+            diff, largest_ref = max(-d_low, d_high), max(-r_low, r_high)
+            out[key] = TensorSummary(0, max(-low, high), norm, True, diff, largest_ref, False)
+        else:
+            masked[key] = (v, r)
+    out.update(_summarize_nonfinite(masked))
+    return {key: out[key] for key in values}
+
+
+def _summarize_nonfinite(
+    pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor | None]],
+) -> dict[str, TensorSummary]:
+    """:func:`summarize` for float64 tensors (and references) holding NaN or inf, with masks."""
+    if not pairs:
+        return {}
+    stats: list[torch.Tensor] = []
+    for v, r in pairs.values():
         magnitude = v.abs()
         finite = magnitude < math.inf  # False for NaN too; cheaper than torch.isfinite
-        parts = [
+        stats += [
             finite.logical_not().sum(dtype=torch.float64),
-            magnitude.nan_to_num(nan=-1.0, posinf=math.inf).max().double(),  # -1: all NaN
-            torch.linalg.vector_norm(v, dtype=torch.float64),
+            magnitude.nan_to_num(nan=-1.0, posinf=math.inf).max(),  # -1: all NaN
+            torch.linalg.vector_norm(v),
         ]
-        if compared:
-            assert ref is not None
-            r = as_float64(ref)
+        if r is not None:
             ref_magnitude = r.abs()
             known = ref_magnitude < math.inf
             both = finite & known
-            parts += [
+            stats += [
                 torch.where(both, (r - v).abs(), 0.0).max(),
                 torch.where(both, ref_magnitude, 0.0).max(),
                 (known & ~finite).sum(dtype=torch.float64),
             ]
-        stats += parts
-        layout.append((key, compared, len(parts)))
-    figures = torch.stack(stats).tolist() if stats else []
+    figures = iter(torch.stack(stats).tolist())
     out: dict[str, TensorSummary] = {}
-    at = 0
-    for key, compared, n in layout:
-        if not n:  # an empty tensor
-            out[key] = TensorSummary(0, math.nan, 0.0, compared)
-            continue
-        f = figures[at : at + n]
-        at += n
-        largest = f[1] if f[1] >= 0 else math.nan
-        if compared:
-            out[key] = TensorSummary(int(f[0]), largest, f[2], True, f[3], f[4], bool(f[5]))
+    for key, (_, r) in pairs.items():
+        nonfinite, largest, norm = next(figures), next(figures), next(figures)
+        largest = largest if largest >= 0 else math.nan
+        if r is None:
+            out[key] = TensorSummary(int(nonfinite), largest, norm, False)
         else:
-            out[key] = TensorSummary(int(f[0]), largest, f[2], False)
+            diff, largest_ref, lost = next(figures), next(figures), next(figures)
+            out[key] = TensorSummary(
+                int(nonfinite), largest, norm, True, diff, largest_ref, bool(lost)
+            )
     return out
 
 

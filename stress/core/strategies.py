@@ -443,7 +443,12 @@ def examples(
 ) -> SearchStrategy[Example]:
     """Draw every dimension name once, then a recipe per argument, some tied to earlier ones."""
     ranges = resolve_dims(arguments, dims)
-    sizes = {n: hst.integers(*ranges[n]) for n in sorted(ranges)}
+    # a fixed size draws nothing: Hypothesis's mutator would copy another integer choice (a
+    # seed, the other size) onto its one-value span, an invalid test case that costs a real one
+    sizes = {
+        n: hst.just(lo) if lo == hi else hst.integers(lo, hi)
+        for n, (lo, hi) in sorted(ranges.items())
+    }
     # which earlier float argument of the same declared shape each float argument may copy
     partners: dict[str, str] = {}
     for i, (name, a) in enumerate(arguments.items()):

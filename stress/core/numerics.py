@@ -136,30 +136,32 @@ def summarize(
         if not t.numel():
             out[key] = TensorSummary(0, math.nan, 0.0, compared)
         else:
-            pairs[key] = (as_float64(t), as_float64(ref) if compared and ref is not None else None)
+            pairs[key] = (t, ref if compared else None)
     if not pairs:
         return out
     stats: list[torch.Tensor] = []
-    for v, r in pairs.values():
+    for t, ref in pairs.values():
+        v = as_float64(t)  # one float64 copy at a time: the reductions do not keep it alive
         stats += [*torch.aminmax(v), torch.linalg.vector_norm(v)]
-        if r is not None:
+        if ref is not None:
+            r = as_float64(ref)
             stats += [*torch.aminmax(r - v), *torch.aminmax(r)]
     figures = iter(torch.stack(stats).tolist())
     masked: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-    for key, (v, r) in pairs.items():
+    for key, (t, ref) in pairs.items():
         low, high, norm = next(figures), next(figures), next(figures)
-        if r is None:
+        if ref is None:
             if math.isfinite(low) and math.isfinite(high):
                 out[key] = TensorSummary(0, max(-low, high), norm, False)
             else:
-                masked[key] = (v, r)
+                masked[key] = (t, ref)
             continue
         d_low, d_high, r_low, r_high = (next(figures) for _ in range(4))
         if all(math.isfinite(x) for x in (low, high, r_low, r_high)):
             diff, largest_ref = max(-d_low, d_high), max(-r_low, r_high)
             out[key] = TensorSummary(0, max(-low, high), norm, True, diff, largest_ref, False)
         else:
-            masked[key] = (v, r)
+            masked[key] = (t, ref)
     out.update(_summarize_nonfinite(masked))
     return {key: out[key] for key in values}
 
@@ -167,11 +169,12 @@ def summarize(
 def _summarize_nonfinite(
     pairs: Mapping[str, tuple[torch.Tensor, torch.Tensor | None]],
 ) -> dict[str, TensorSummary]:
-    """:func:`summarize` for float64 tensors (and references) holding NaN or inf, with masks."""
+    """:func:`summarize` for tensors (or their references) holding NaN or inf, with masks."""
     if not pairs:
         return {}
     stats: list[torch.Tensor] = []
-    for v, r in pairs.values():
+    for t, ref in pairs.values():
+        v = as_float64(t)
         magnitude = v.abs()
         finite = magnitude < math.inf  # False for NaN too; cheaper than torch.isfinite
         stats += [
@@ -179,7 +182,8 @@ def _summarize_nonfinite(
             magnitude.nan_to_num(nan=-1.0, posinf=math.inf).max(),  # -1: all NaN
             torch.linalg.vector_norm(v),
         ]
-        if r is not None:
+        if ref is not None:
+            r = as_float64(ref)
             ref_magnitude = r.abs()
             known = ref_magnitude < math.inf
             both = finite & known
@@ -190,10 +194,10 @@ def _summarize_nonfinite(
             ]
     figures = iter(torch.stack(stats).tolist())
     out: dict[str, TensorSummary] = {}
-    for key, (_, r) in pairs.items():
+    for key, (_, ref) in pairs.items():
         nonfinite, largest, norm = next(figures), next(figures), next(figures)
         largest = largest if largest >= 0 else math.nan
-        if r is None:
+        if ref is None:
             out[key] = TensorSummary(int(nonfinite), largest, norm, False)
         else:
             diff, largest_ref, lost = next(figures), next(figures), next(figures)

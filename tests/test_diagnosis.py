@@ -351,6 +351,26 @@ def test_an_rsqrt_whose_derivative_overflows_names_the_eps_it_needs() -> None:
     assert "must be at least that in float16" in d.explanation and "x = 0.000388" in d.explanation
 
 
+@pytest.mark.parametrize(
+    ("norm", "dtype"),
+    [
+        (lambda x: F.layer_norm(x, x.shape[-1:]), torch.float32),
+        (lambda x: F.group_norm(x.unsqueeze(-1), 1), torch.bfloat16),  # squared in float32
+    ],
+    ids=["layer_norm-fp32", "group_norm-bf16"],
+)
+def test_a_fused_normalization_squaring_past_sqrt_max_is_a_statistics_overflow(
+    norm: Any, dtype: torch.dtype
+) -> None:
+    x = torch.tensor([[2.8e19, 1e19]], dtype=dtype)
+    assert torch.isnan(norm(x)).all() and torch.isfinite(norm(x.double())).all()  # plain torch
+    mode = Mode("fp32" if dtype == torch.float32 else "bf16")
+    d = diagnose(lambda: norm(x), mode, 0.01)
+    assert d is not None and d.mechanism == "statistics overflow", d
+    assert d.record.op in ("aten::native_layer_norm", "aten::native_group_norm")
+    assert "in float32 for the variance, beyond 1.845e+19" in d.explanation, d.explanation
+
+
 # ---------------------------------------------------------------- what is never blamed
 
 

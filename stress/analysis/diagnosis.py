@@ -471,6 +471,28 @@ def _norm_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None
     )
 
 
+_FUSED_NORMS = ("aten::native_layer_norm", "aten::native_group_norm", "aten::native_batch_norm")
+
+
+def _statistics_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
+    """A fused normalization squares its input for the variance, in float32 for 16-bit inputs."""
+    op = r.op.removesuffix("_backward")
+    if not op.startswith(_FUSED_NORMS) or r.inputs.get("inf") or r.inputs.get("nan"):
+        return None
+    given = r.arguments[1 if r.op.endswith("_backward") else 0] if len(r.arguments) > 1 else None
+    largest = (given or r.inputs).get("max_abs", 0.0)
+    accumulate = "float64" if r.dtype == "float64" else "float32"
+    bound = math.sqrt(float(torch.finfo(getattr(torch, accumulate)).max))
+    if not largest > bound:
+        return None
+    return (
+        f"statistics overflow: {op.removeprefix('aten::')} squares values up to {largest:.4g} in "
+        f"{accumulate} for the variance, beyond {bound:.4g} (the square root of its largest value) "
+        "— divide the input by its max |x| first (the normalisation does not change when eps is "
+        "negligible), or bound the strategy (min_value=, max_value=) if such inputs cannot occur"
+    )
+
+
 def _product_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str | None:
     if r.op not in (
         "aten::pow",
@@ -567,6 +589,7 @@ MECHANISMS: list[tuple[str, Mechanism]] = [
     ("square root of a negative number", _sqrt_of_negative),
     ("reduction overflow", _reduction_overflow),
     ("norm overflow", _norm_overflow),
+    ("statistics overflow", _statistics_overflow),
     ("quotient overflow", _quotient_overflow),
     ("product overflow", _product_overflow),
     ("log of zero", _log_of_zero),

@@ -192,8 +192,10 @@ def triplet_margin_loss(
 @stress.target(
     input=st.activations(("B", "D"), min_value=-20, max_value=20),
     target=st.tensors(("B", "D"), min_value=0, max_value=100),
-    expect={"fp16": stress.Expect.limit("finite_forward")},
-    reason="exp(input) - target·input: a log-rate above 11.09 gives a loss beyond float16's 65504",
+    expect={"fp16": stress.Expect.may_fail("finite_forward", rate=0.9)},
+    reason="exp(input) - target·input in float16: a log-rate above 11.09 makes its element inf, a "
+    "failure where the mean is representable (one such element among four) and a limit where the "
+    "mean is beyond 65504 too",
 )
 def poisson_nll_loss(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.poisson_nll_loss(input, target, log_input=True)

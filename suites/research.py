@@ -322,7 +322,7 @@ _distill = dict(
         "fp32": ("finite_forward",),
         "fp16": ("error", "finite_forward"),
         "bf16": stress.Expect.may_fail("error", "finite_forward", rate=1.0),
-        "amp-fp16": ("finite_forward",),
+        "amp-fp16": ("finite_forward", "finite_gradients"),
         "amp-bf16": ("finite_forward", "finite_gradients"),
     },
     reason="a softmax that underflowed to 0 has log -inf, and 0 · (-inf) = NaN; in 16 bits a tiny "

@@ -93,7 +93,7 @@ _pairs = dict(
     expect={
         "fp32": ("finite_forward",),
         "fp16": ("finite_forward", "finite_gradients"),
-        "bf16": ("finite_forward", "gradient_error"),
+        "bf16": ("finite_forward", "error", "gradient_error"),
         "amp-fp16": ("finite_forward", "finite_gradients"),
         "amp-bf16": ("finite_forward", "gradient_error"),
     },
@@ -161,7 +161,7 @@ _signals = dict(
         "fp32": ("finite_gradients", "gradient_error"),
         "fp16": ("finite_forward", "finite_gradients"),
         "bf16": ("finite_gradients", "gradient_error"),
-        "amp-fp16": ("finite_forward", "finite_gradients"),
+        "amp-fp16": ("finite_forward", "finite_gradients", "gradient_error"),
         "amp-bf16": ("finite_gradients", "gradient_error"),
     },
     reason="(CPU path: matmul DFT, explicit modulus) |X - Y| = sqrt(re² + im²) has an infinite "

@@ -198,10 +198,10 @@ _seg = dict(
 @stress.target(
     **_seg,
     expect={
-        "fp32": ("finite_forward",),
+        "fp32": ("finite_forward", "finite_gradients"),
         "fp16": ("finite_forward", "finite_gradients"),
         "bf16": ("finite_forward", "finite_gradients"),
-        "amp-fp16": ("finite_forward",),
+        "amp-fp16": ("finite_forward", "finite_gradients"),
         "amp-bf16": ("finite_forward", "finite_gradients"),
     },
     reason="an empty prediction and an empty mask give 0/0 = NaN; a subnormal prediction on an empty "

@@ -479,8 +479,8 @@ def _statistics_overflow(r: OpRecord, trace: list[OpRecord], mode: Mode) -> str 
     op = r.op.removesuffix("_backward")
     if not op.startswith(_FUSED_NORMS) or r.inputs.get("inf") or r.inputs.get("nan"):
         return None
-    given = r.arguments[1 if r.op.endswith("_backward") else 0] if len(r.arguments) > 1 else None
-    largest = (given or r.inputs).get("max_abs", 0.0)
+    at = 1 if r.op.endswith("_backward") else 0  # the input itself (after grad_out)
+    largest = (r.arguments[at] if len(r.arguments) > at else r.inputs).get("max_abs", 0.0)
     accumulate = "float64" if r.dtype == "float64" else "float32"
     bound = math.sqrt(float(torch.finfo(getattr(torch, accumulate)).max))
     if not largest > bound:

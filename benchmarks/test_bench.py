@@ -4,7 +4,9 @@
   drawing the same number of float16 arrays element by element;
 - a seeded ``stress.fuzz`` run against evaluating the same function directly on the examples
   that run evaluated (forward and backward in the mode and in float64), in one process: the
-  median ratio of several rounds that time each in turn. The function casts to
+  median ratio of several rounds that time each in turn; beside it, the floor of any harness that
+  runs one Hypothesis test case per example: a bare ``@given`` that draws one integer and does
+  the same direct evaluation. The function casts to
   float32 on purpose, as stable code does, so its direct float64 pass runs under
   :class:`~stress.engine.reference.Float64Reference` — without it that pass would be float32
   work; the ratio against the plain (float32) pass is recorded beside it.
@@ -142,26 +144,55 @@ def test_fuzz_overhead_vs_direct_evaluation(
                 session._call({k: t.double() for k, t in v.items()}, {}, "cpu", reference=True)
         return time.perf_counter() - start
 
+    def bare_hypothesis() -> float:
+        """The same direct evaluation, one example per test case of a bare ``@given``."""
+        runs = [0]
+
+        @settings(
+            max_examples=len(values),
+            database=None,
+            deadline=None,
+            phases=[Phase.generate],
+            derandomize=True,
+        )
+        @given(hst.integers(0, 2**32))
+        def evaluate(i: int) -> None:
+            v = values[i % len(values)]
+            runs[0] += 1
+            session._call(v, {}, "cpu", reference=False)
+            with Float64Reference():
+                session._call({k: t.double() for k, t in v.items()}, {}, "cpu", reference=True)
+
+        start = time.perf_counter()
+        evaluate()
+        assert runs[0] == len(values)
+        return time.perf_counter() - start
+
     direct(Float64Reference)  # warm-up
-    # fuzz and direct timed in turn, so this VM's drift (up to 2x within an hour) hits both sides
-    # of each ratio alike; the median ratio over the rounds is the figure
+    bare_hypothesis()
+    # fuzz, direct and the bare test timed in turn, so this VM's drift (up to 2x within an hour)
+    # hits every side of each ratio alike; the median ratio over the rounds is the figure
     rounds = []
     for _ in range(1 if quick else 5):
         start = time.perf_counter()
         fuzz()
-        rounds.append((time.perf_counter() - start, direct(Float64Reference)))
+        fuzz_round = time.perf_counter() - start
+        rounds.append((fuzz_round, direct(Float64Reference), bare_hypothesis()))
     fuzz_s, direct_s = (statistics.median(r[i] for r in rounds) for i in (0, 1))
-    ratio = statistics.median(f / d for f, d in rounds)
+    ratio = statistics.median(f / d for f, d, _ in rounds)
+    floor_ratio = statistics.median(b / d for _, d, b in rounds)
     plain_s = statistics.median(direct(contextlib.nullcontext) for _ in range(3))
     benchmark.extra_info.update(
         examples=len(values),
         fuzz_s=round(fuzz_s, 3),
         direct_s=round(direct_s, 3),
         ratio=round(ratio, 2),
+        bare_hypothesis_ratio=round(floor_ratio, 2),
         ratio_to_float32_pass=round(fuzz_s / plain_s, 2),
     )
     print(
         f"\n{shape}: fuzz {fuzz_s:.3f} s vs direct {direct_s:.3f} s for the same {len(values)} "
         f"examples: {ratio:.2f}x, the median of {len(rounds)} rounds timed in turn "
-        f"({fuzz_s / plain_s:.2f}x a direct pass left in float32)"
+        f"({fuzz_s / plain_s:.2f}x a direct pass left in float32); a bare @given doing the same "
+        f"evaluation: {floor_ratio:.2f}x"
     )

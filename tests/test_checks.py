@@ -217,6 +217,7 @@ def test_one_pass_summary_agrees_with_the_figures_computed_one_by_one(
     s = summarize({"v": v}, {"v": r})["v"]
     assert s.nonfinite == int((~torch.isfinite(v)).sum())
     torch.testing.assert_close(s.max_abs, max_abs(v), equal_nan=True)
+    assert math.copysign(1.0, s.max_abs) > 0 or math.isnan(s.max_abs)  # never "-0"
     torch.testing.assert_close(s.norm, norm_of(v), equal_nan=True)
     assert s.compared == (len(value) == len(ref))
     expected = normwise_error(v, r, floor)[0]

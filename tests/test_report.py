@@ -285,6 +285,15 @@ def test_worse_errors_and_environment_changes(naive_run: Path) -> None:
     assert compare_reports(base, new, FailOn()).ok  # error growth is not gated by default
 
 
+def test_a_gradient_norm_turned_nan_is_a_regression_under_the_grad_rule(naive_run: Path) -> None:
+    base, new = load_report(naive_run), load_report(naive_run)
+    base.results[0].worst["grad_norm"], new.results[0].worst["grad_norm"] = 3.0, math.nan
+    comparison = compare_reports(base, new, parse_fail_on("grad:10x"))
+    grown = [c for c in comparison.regressions if "worst grad_norm" in c.detail]
+    assert [c.key for c in grown] == [new.results[0].id]
+    assert "to NaN/Inf" in grown[0].detail
+
+
 @pytest.mark.parametrize("rule", ["", "error:1x", "error:2", "speed:2x", "new_findings"])
 def test_fail_on_rules_are_parsed_up_front(rule: str) -> None:
     with pytest.raises(stress.InvalidArgument, match="fail-on"):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,16 @@ def test_cross_entropy_in_fp32_passes() -> None:
         profile="ci",
     )
     assert report.ok, [str(f) for f in report.findings]
+
+
+def test_a_nan_gradient_is_the_worst_gradient_norm() -> None:
+    def root(x):  # type: ignore[no-untyped-def]
+        return torch.where(x > 0, x.sqrt(), 0.0).sum()  # 0 · NaN in the untaken branch's grad
+
+    report = stress.fuzz(
+        root, x=st.embeddings(("B", "D")), modes=("fp32",), max_examples=20, seed=0, profile="ci"
+    )
+    result = report.results[0]
+    assert "finite_gradients" in {f.check for f in report.findings}
+    assert math.isnan(result.worst["grad_norm"])  # not the largest finite norm seen
+    assert result.to_dict()["worst"]["grad_norm"] == "nan"

@@ -117,8 +117,9 @@ class Exploration:
         if "grad_norm" in figures and len(self.grad_norms) < _GRAD_NORM_SAMPLES:
             self.grad_norms.append(figures["grad_norm"])
         for k, x in figures.items():
-            if not math.isnan(x):
-                self.worst[k] = max(self.worst.get(k, -math.inf), x)
+            # NaN (the norm of a NaN gradient) is the worst figure there is, never replaced
+            old = self.worst.get(k, -math.inf)
+            self.worst[k] = x if math.isnan(x) or x > old else old
         if obs.reference_note:
             self.unverified_examples += 1
             self.unverified = self.unverified or obs.reference_note

@@ -154,7 +154,7 @@ def _ratio_change(
     if old is None or now is None or factor is None or not math.isfinite(old) or old <= 0:
         return
     ratio = now / old
-    if ratio > factor:
+    if ratio > factor or math.isnan(ratio):
         grown = f"{ratio:.3g}×" if math.isfinite(ratio) else "to NaN/Inf"
         out.changes.append(
             Change(

@@ -199,11 +199,17 @@ multihead_attention = stress.target(
     x=st.activations(("B", "L", 8), min_value=-100, max_value=100),
     keep=st.masks(("B", "L")),
     name="normalization.multihead_attention",
-    expect=dict.fromkeys(
-        ("fp16", "bf16", "amp-fp16", "amp-bf16"),
-        stress.Expect.may_fail("gradient_error", rate=1.0),
-    ),
+    expect={
+        "fp16": stress.Expect.may_fail("error", "gradient_error", rate=1.0),
+        "bf16": stress.Expect.may_fail("error", "gradient_error", rate=1.0),
+        "amp-fp16": stress.Expect.may_fail(
+            "finite_gradients", "error", "gradient_error", rate=1.0
+        ),
+        "amp-bf16": stress.Expect.may_fail("error", "gradient_error", rate=1.0),
+    },
     reason="tokens with a large common offset project to nearly equal queries and keys: the "
     "backward of the softmax cancels terms of size |q·k| and the 16-bit gradients of the "
-    "in-projection keep none of the difference",
+    "in-projection keep none of the difference; the 16-bit scores |q·k|, rounded by more than "
+    "their differences, also move the softmax weights of the output; under float16 autocast "
+    "the in-projection's weight gradient sums hundreds of products up to ~650 past 65504",
 )

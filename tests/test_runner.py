@@ -344,3 +344,39 @@ def test_a_nan_gradient_is_the_worst_gradient_norm() -> None:
     assert "finite_gradients" in {f.check for f in report.findings}
     assert math.isnan(result.worst["grad_norm"])  # not the largest finite norm seen
     assert result.to_dict()["worst"]["grad_norm"] == "nan"
+
+
+def many_outputs(x):  # type: ignore[no-untyped-def]
+    # four outputs whose exp overflows in float16 (inf/inf = NaN; float64 gives 1) ...
+    ratios = tuple(torch.exp(20 * x + k) / torch.exp(20 * x + k) for k in range(4))
+    # ... and one that loses x to a large offset: an error, another check
+    return (*ratios, (x + 1000) - 1000)
+
+
+_UNIT = st.embeddings(("B", "D"), min_value=-1, max_value=1)
+
+
+def test_a_check_failing_on_many_outputs_does_not_hide_another_check() -> None:
+    report = stress.fuzz(
+        many_outputs, x=_UNIT, modes=("fp16",), max_examples=30, seed=0, profile="ci"
+    )
+    checks = {f.check for f in report.findings}
+    assert {"finite_forward", "error"} <= checks, [str(f) for f in report.findings]
+
+
+def test_ci_notes_expected_failures_as_found_and_shrinks_only_the_unexpected() -> None:
+    target = stress.target(
+        many_outputs,
+        x=_UNIT,
+        expect={"fp16": ("finite_forward", "finite_gradients", "gradient_error")},
+        reason="exp overflows",
+    )
+    report = stress.run([target], modes=("fp16",), profile="ci", max_examples=30, seed=0)
+    result = report.results[0]
+    assert result.status == stress.Status.FAILED and result.shrinking > 0
+    assert result.reason is not None and result.reason.startswith("error failed where")
+    by_check = {f.check: f for f in report.findings}
+    assert not by_check["finite_forward"].shrunk and by_check["finite_forward"].expected
+    unexpected = by_check["error"]
+    assert unexpected.shrunk and not unexpected.expected
+    assert "B=1, D=1" in unexpected.counterexample["x"]  # one element loses its bits

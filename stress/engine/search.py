@@ -3,20 +3,24 @@
 Each example is checked; every failing output or gradient is a violation, and the first one
 (in check order) that is a real failure is raised as an exception type of its own — one type per
 check and output — which Hypothesis shrinks to a minimal counterexample. Limits (the dtype's
-fault) are recorded, never raised: the search goes on past them. A follow-up search then masks
-the failures already found and looks for another — with its full budget of examples, where
+fault) are recorded, never raised: the search goes on past them. A follow-up search then looks
+past the failures already found for a failure of another check — one search per failing check;
+another output failing a check already found is noted as first found on the way, so a check
+failing on many outputs (the gradient of every parameter) cannot use up the searches before
+another check is found — with its full budget of examples, where
 Hypothesis's own multiple-bug search stops soon after the first bug and after ten seconds of
 wall clock — so an expected, flaky or early failure cannot hide a second one, and the result
 does not depend on the machine's speed. ``hypothesis.target()`` steers every search toward large
 outputs, large gradients and large errors in units of eps, until the search has a failure.
-When told which failures the target expects (the ci profile), a search runs without shrinking
-and runs again, the same seeded search with shrinking, only for a failure nobody expected.
+When told which failures the target expects (the ci profile), a search notes an expected
+failure as first found (once replayed, to tell a flaky one) and goes on, so one search finds
+every expected check within its budget; only a failure nobody expected is raised and shrunk,
+and a smaller example that fails an expected check cannot stand in for it.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import re
 import sys
 import traceback
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis
-from hypothesis import Phase, given, settings
+from hypothesis import given, settings
 from hypothesis.errors import Flaky
 from hypothesis.statistics import collector
 
@@ -40,8 +44,6 @@ if sys.version_info < (3, 11):
 
 __all__ = ["Exploration", "Failure", "Unsupported", "explore"]
 
-# searches per target × mode at most: the first, and follow-ups while new failures appear
-MAX_SEARCHES = 3
 _UNSUPPORTED = re.compile(
     r"not implemented for '(Half|BFloat16)'|does not support (half|bfloat16|float16)", re.I
 )
@@ -178,18 +180,19 @@ def explore(
     heartbeat: Callable[[Any], None] | None = None,
     expected: Callable[[str], bool] | None = None,
 ) -> Exploration:
-    """Search, then search again with the failures found so far masked, until nothing new.
+    """Search, then search again past the failures found so far, until one search raises none.
 
-    With ``expected`` (whether the target expects a failure of a check), an expected failure is
-    reported as first found and only the others are shrunk.
+    A failure of a check not failing before is raised and shrunk, which ends the search; any
+    other (another output of a check already failing, or with ``expected``, whether the target
+    expects a failure of a check, an expected one) is noted as first found and the search goes
+    on. A search that raised nothing has run its whole budget: nothing is left to search for.
     """
     found = Exploration()
-    mask: set[tuple[str, str]] = set()
-    for k in range(MAX_SEARCHES):
-        new = _search(session, key, k, cfg, seed, mask, found, budget, heartbeat, expected)
-        if found.unsupported or not new:
+    for k in range(len(session.check_names) + 1):  # each search raises a new failing check
+        seen = {f.violation.kind for f in found.failures}
+        raised = _search(session, key, k, cfg, seed, seen, found, budget, heartbeat, expected)
+        if not raised or found.unsupported:
             break
-        mask |= new
     return found
 
 
@@ -199,16 +202,33 @@ def _search(
     k: int,
     cfg: settings,
     seed: int | None,
-    mask: set[tuple[str, str]],
+    seen: set[tuple[str, str]],
     found: Exploration,
     budget: int | None,
     heartbeat: Callable[[Any], None] | None,
     expected: Callable[[str], bool] | None,
-) -> set[tuple[str, str]]:
-    """One Hypothesis search; returns the kinds of failure it found."""
+) -> bool:
+    """One Hypothesis search past the failures already ``seen``; whether it raised one."""
     mode = session.mode
     found.searches += 1
     failed = [False]  # once a failure is raised, only shrinking is left to do
+    masked = set(seen)  # (check, output) failures not raised nor noted again
+    failing = {check for check, _ in seen}
+    noted: list[Failure] = []
+
+    def fail(v: Violation, example: Any, inputs: Any, figures: Any, tb: str | None = None) -> None:
+        """Raise a failure of a new check nobody expected; note any other as first found."""
+        if v.check not in failing and (expected is None or not expected(v.check)):
+            failed[0] = True
+            raise failure_type(v.kind)(v, example, inputs, figures, tb) from None
+        if failed[0]:
+            return  # a shrinking step's example is not one the search found
+        first = failure_type(v.kind)(v, example, inputs, figures, tb)
+        first.shrunk = False
+        if not _reproduces(session, example, v):
+            first.outcome = Outcome.FLAKY
+        noted.append(first)
+        masked.add(v.kind)
 
     def test(example: Any) -> None:
         if heartbeat is not None:
@@ -224,13 +244,10 @@ def _search(
                     f"{type(e.error).__name__}: {str(e.error).splitlines()[0]}"
                 ) from None
             v = Violation("exception", str(e), type(e.error).__name__)
-            if v.kind in mask:
-                return
-            failed[0] = True
-            tb = "".join(traceback.format_exception(e.error))
-            raise failure_type(v.kind)(
-                v, example, getattr(session, "last_inputs", {}), {}, tb
-            ) from None
+            if v.kind not in masked:
+                tb = "".join(traceback.format_exception(e.error))
+                fail(v, example, getattr(session, "last_inputs", {}), {}, tb)
+            return
         found.observe(obs)
         if not failed[0]:
             # Hypothesis's hill climbing would go on past the failure, which it will not report
@@ -241,17 +258,14 @@ def _search(
                     found.limits[v.kind] = Recorded(
                         v, example, obs.inputs, {**obs.figures, **v.figures}
                     )
-            elif v.kind not in mask:
-                failed[0] = True
-                raise failure_type(v.kind)(v, example, obs.inputs, {**obs.figures, **v.figures})
+            elif v.kind not in masked:
+                fail(v, example, obs.inputs, {**obs.figures, **v.figures})
 
     test.__name__ = test.__qualname__ = re.sub(r"\W", "_", key)
     if seed is None and cfg.derandomize:
         # Hypothesis would derive the seed from this closure's source, so any edit to the
         # harness would reshuffle every search: the target and mode decide instead
         seed = zlib.crc32(key.encode())
-    elif seed is None and expected is not None:
-        seed = random.SystemRandom().getrandbits(32)  # a second attempt repeats the same search
 
     def count(stats: Any) -> None:
         for phase, bucket in stats.items():
@@ -262,42 +276,36 @@ def _search(
                 else:
                     found.generated += n
 
-    def attempt(phases: tuple[Phase, ...]) -> list[Failure]:
-        failed[0] = False
-        wrapped: Any = given(session.strategy)(test)
-        digest = f"{key}#{k}" if k else key  # one example-database key per target × mode × search
-        wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = digest.encode()
-        wrapped = settings(cfg, phases=phases)(wrapped)
-        if seed is not None:
-            wrapped = hypothesis.seed(seed)(wrapped)
-        failures: list[Failure] = []
-        try:
-            with collector.with_value(count):  # type: ignore[arg-type] # typed as None
-                wrapped()
-        except (Failure, Unsupported, Flaky, BaseExceptionGroup) as exc:
-            flaky = isinstance(exc, Flaky)
-            for leaf in _leaves(exc):
-                if isinstance(leaf, Failure):
-                    leaf.blob = _blob(leaf) or _blob(exc)
-                    if flaky:
-                        leaf.outcome = Outcome.FLAKY
-                    failures.append(leaf)
-                elif isinstance(leaf, Unsupported):
-                    found.unsupported = str(leaf)
-                elif not flaky:
-                    raise
-        return failures
+    wrapped: Any = given(session.strategy)(test)
+    digest = f"{key}#{k}" if k else key  # one example-database key per target × mode × search
+    wrapped.hypothesis.inner_test._hypothesis_internal_add_digest = digest.encode()
+    wrapped = settings(cfg)(wrapped)
+    if seed is not None:
+        wrapped = hypothesis.seed(seed)(wrapped)
+    raised: list[Failure] = []
+    try:
+        with collector.with_value(count):  # type: ignore[arg-type] # typed as None
+            wrapped()
+    except (Failure, Unsupported, Flaky, BaseExceptionGroup) as exc:
+        flaky = isinstance(exc, Flaky)
+        for leaf in _leaves(exc):
+            if isinstance(leaf, Failure):
+                leaf.blob = _blob(leaf) or _blob(exc)
+                if flaky:
+                    leaf.outcome = Outcome.FLAKY
+                raised.append(leaf)
+            elif isinstance(leaf, Unsupported):
+                found.unsupported = str(leaf)
+            elif not flaky:
+                raise
+    found.failures += noted + raised
+    return bool(raised)
 
-    phases = tuple(cfg.phases)
-    if expected is None or Phase.shrink not in phases:
-        failures = attempt(phases)
-    else:
-        # the failure is first found without shrinking; one nobody expected is found again (the
-        # same seeded search) and shrunk, an expected one is reported as found
-        failures = attempt(tuple(p for p in phases if p is not Phase.shrink))
-        for f in failures:
-            f.shrunk = False
-        if any(f.outcome == Outcome.FAIL and not expected(f.violation.check) for f in failures):
-            failures = attempt(phases)
-    found.failures += failures
-    return {f.violation.kind for f in failures}
+
+def _reproduces(session: Session, example: Any, v: Violation) -> bool:
+    """Whether the example fails the same way once more (a noted failure is not replayed)."""
+    try:
+        obs = session.run(example)
+    except UserError as e:
+        return v.kind == ("exception", type(e.error).__name__)
+    return any(x.kind == v.kind and x.outcome == Outcome.FAIL for x in obs.violations)

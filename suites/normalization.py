@@ -202,9 +202,7 @@ multihead_attention = stress.target(
     expect={
         "fp16": stress.Expect.may_fail("error", "gradient_error", rate=1.0),
         "bf16": stress.Expect.may_fail("error", "gradient_error", rate=1.0),
-        "amp-fp16": stress.Expect.may_fail(
-            "finite_gradients", "error", "gradient_error", rate=1.0
-        ),
+        "amp-fp16": stress.Expect.may_fail("finite_gradients", "error", "gradient_error", rate=1.0),
         "amp-bf16": stress.Expect.may_fail("error", "gradient_error", rate=1.0),
     },
     reason="tokens with a large common offset project to nearly equal queries and keys: the "

@@ -136,12 +136,15 @@ def test_fuzz_overhead_vs_direct_evaluation(
     # the same work done directly: forward and backward in the mode and in float64, no harness
     session = FunctionSession(target, FP16)
 
+    def evaluate_directly(v: dict[str, Any], in_float64: Callable[[], Any]) -> None:
+        session._call(v, {}, "cpu", reference=False)
+        with in_float64():
+            session._call({k: t.double() for k, t in v.items()}, {}, "cpu", reference=True)
+
     def direct(in_float64: Callable[[], Any]) -> float:
         start = time.perf_counter()
         for v in values:
-            session._call(v, {}, "cpu", reference=False)
-            with in_float64():
-                session._call({k: t.double() for k, t in v.items()}, {}, "cpu", reference=True)
+            evaluate_directly(v, in_float64)
         return time.perf_counter() - start
 
     def bare_hypothesis() -> tuple[float, float]:
@@ -158,12 +161,9 @@ def test_fuzz_overhead_vs_direct_evaluation(
         )
         @given(hst.integers(0, 2**32))
         def evaluate(i: int) -> None:
-            v = values[i % len(values)]
             runs[0] += 1
             start = time.perf_counter()
-            session._call(v, {}, "cpu", reference=False)
-            with Float64Reference():
-                session._call({k: t.double() for k, t in v.items()}, {}, "cpu", reference=True)
+            evaluate_directly(values[i % len(values)], Float64Reference)
             inside[0] += time.perf_counter() - start
 
         start = time.perf_counter()

@@ -148,26 +148,27 @@ def summarize(
             stats += [*torch.aminmax(r - v), *torch.aminmax(r)]
     figures = iter(torch.stack(stats).tolist())
     masked: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-
-    def magnitude(low: float, high: float) -> float:
-        return abs(max(-low, high))  # abs: an all-zero tensor's is 0.0, not -0.0
-
     for key, (t, ref) in pairs.items():
         low, high, norm = next(figures), next(figures), next(figures)
         if ref is None:
             if math.isfinite(low) and math.isfinite(high):
-                out[key] = TensorSummary(0, magnitude(low, high), norm, False)
+                out[key] = TensorSummary(0, _magnitude(low, high), norm, False)
             else:
                 masked[key] = (t, ref)
             continue
         d_low, d_high, r_low, r_high = (next(figures) for _ in range(4))
         if all(math.isfinite(x) for x in (low, high, r_low, r_high)):
-            diff, largest_ref = magnitude(d_low, d_high), magnitude(r_low, r_high)
-            out[key] = TensorSummary(0, magnitude(low, high), norm, True, diff, largest_ref, False)
+            diff, largest_ref = _magnitude(d_low, d_high), _magnitude(r_low, r_high)
+            out[key] = TensorSummary(0, _magnitude(low, high), norm, True, diff, largest_ref, False)
         else:
             masked[key] = (t, ref)
     out.update(_summarize_nonfinite(masked))
     return {key: out[key] for key in values}
+
+
+def _magnitude(low: float, high: float) -> float:
+    """The largest |x| of a tensor from its extremes; an all-zero tensor's is 0.0, not -0.0."""
+    return abs(max(-low, high))
 
 
 def _summarize_nonfinite(

@@ -215,6 +215,7 @@ def _search(
     masked = set(seen)  # (check, output) failures not raised nor noted again
     failing = {check for check, _ in seen}
     noted: list[Failure] = []
+    replayed: list[Any] = [None, set()]  # the last example replayed, and what it failed again
 
     def fail(v: Violation, example: Any, inputs: Any, figures: Any, tb: str | None = None) -> None:
         """Raise a failure of a new check nobody expected; note any other as first found."""
@@ -225,7 +226,9 @@ def _search(
             return  # a shrinking step's example is not one the search found
         first = failure_type(v.kind)(v, example, inputs, figures, tb)
         first.shrunk = False
-        if not _reproduces(session, example, v):
+        if replayed[0] is not example:  # one replay serves every failure the example shows
+            replayed[:] = [example, _failing_again(session, example)]
+        if v.kind not in replayed[1]:
             first.outcome = Outcome.FLAKY
         noted.append(first)
         masked.add(v.kind)
@@ -302,10 +305,11 @@ def _search(
     return bool(raised)
 
 
-def _reproduces(session: Session, example: Any, v: Violation) -> bool:
-    """Whether the example fails the same way once more (a noted failure is not replayed)."""
+def _failing_again(session: Session, example: Any) -> set[tuple[str, str]]:
+    """The failures an example shows when run once more: Hypothesis replays only the failures
+    it is raised, so this is what tells a noted failure that does not reproduce (flaky)."""
     try:
         obs = session.run(example)
     except UserError as e:
-        return v.kind == ("exception", type(e.error).__name__)
-    return any(x.kind == v.kind and x.outcome == Outcome.FAIL for x in obs.violations)
+        return {("exception", type(e.error).__name__)}
+    return {x.kind for x in obs.violations if x.outcome == Outcome.FAIL}
